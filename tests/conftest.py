@@ -1,0 +1,44 @@
+"""Shared fixtures: small local tokenizers that carry the real R1-Distill chat templates (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+R1_TEMPLATE = (Path(__file__).parents[1] / "autothink_lite" / "miniature" / "r1_chat_template.jinja").read_text()
+# Older copies of the R1-Distill tokenizer end the generation prompt at the assistant tag.
+R1_TEMPLATE_WITHOUT_THINK = R1_TEMPLATE.replace("{{'<｜Assistant｜><think>\\n'}}", "{{'<｜Assistant｜>'}}")
+BOS = "<｜begin▁of▁sentence｜>"
+
+
+def make_tokenizer(chat_template: str | None):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=BOS, eos_token="<｜end▁of▁sentence｜>", unk_token="[UNK]"
+    )
+    tokenizer.add_tokens(["<｜User｜>", "<｜Assistant｜>"], special_tokens=True)
+    tokenizer.add_tokens(["<think>", "</think>"])
+    tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+@pytest.fixture(scope="session")
+def r1_tokenizer():
+    """Template that already opens `<think>\\n` (recent DeepSeek-R1-Distill copies)."""
+    return make_tokenizer(R1_TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def r1_tokenizer_without_think():
+    """Template that ends the generation prompt with `<｜Assistant｜>` (older copies)."""
+    return make_tokenizer(R1_TEMPLATE_WITHOUT_THINK)
+
+
+@pytest.fixture(params=["with_think", "without_think"])
+def any_r1_tokenizer(request, r1_tokenizer, r1_tokenizer_without_think):
+    return r1_tokenizer if request.param == "with_think" else r1_tokenizer_without_think
