@@ -1,0 +1,286 @@
+"""Recipes: one YAML per model with all three stages in it, loaded into typed, validated dataclasses.
+
+Every field carries its help text and default. Validation happens once, on load: an unknown key, a wrong
+type, a value outside its choices or an impossible combination raises `RecipeError` naming the recipe file,
+the field and the fix. Command-line overrides (`--set grpo.learning_rate=1e-5`) are applied to the raw YAML
+before validation, so they get the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autothink_lite.prompts import INSTRUCTION, PROMPT_MODES
+from autothink_lite.rewards import StageShaping
+
+MINIATURE = "mini"  # model / dataset name of the built-in miniature R1 and its arithmetic task
+
+
+class RecipeError(ValueError):
+    """A recipe (or an override) that cannot run, with the field at fault and how to fix it."""
+
+
+def _field(default: Any, help: str, choices: tuple | None = None, **kwargs: Any) -> Any:
+    metadata = {"help": help, "choices": choices}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = _field(MINIATURE, "base model: 'mini' (built-in miniature R1), a Hub id or a local folder")
+    load_in_4bit: bool = _field(True, "load the base 4-bit (bitsandbytes nf4, double quantisation); else full precision")
+    dtype: str = _field("bfloat16", "compute dtype of the base and LoRA", ("float32", "bfloat16", "float16"))
+    backend: str = _field("auto", "auto: unsloth when installed and a GPU is present, else transformers + peft",
+                          ("auto", "transformers", "unsloth"))
+    fast_inference: bool = _field(False, "unsloth only: generate rollouts with its vLLM engine")
+    gpu_memory_utilization: float = _field(0.5, "unsloth + vLLM only: share of the GPU vLLM may take")
+    revision: str | None = _field(None, "Hub revision (branch, tag or commit) of the base model")
+
+
+@dataclass
+class LoraSettings:
+    r: int = _field(16, "LoRA rank")
+    alpha: int = _field(32, "LoRA alpha (scale = alpha / r)")
+    dropout: float = _field(0.0, "LoRA dropout")
+    target_modules: list[str] = _field(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "module names LoRA adapts (Qwen2 names by default)",
+    )
+
+
+@dataclass
+class DataConfig:
+    train: str = _field(MINIATURE, "training problems: 'mini', a Hub dataset id or a local JSON / JSONL / parquet file")
+    split: str = _field("train", "dataset split to train on")
+    problem_field: str = _field("problem", "column with the problem text")
+    answer_field: str = _field("answer", "column with the gold answer")
+    limit: int | None = _field(None, "use only the first N problems (None: all)")
+    prompt_mode: str = _field("auto", "prompt mode of the rollouts (AutoThink trains with the ellipsis prompt)",
+                              PROMPT_MODES)
+    system_prompt: str | None = _field(None, "optional system prompt")
+    instruction: str | None = _field(INSTRUCTION, "suffix of the user turn (the paper's instruction)")
+
+
+@dataclass
+class GRPOSettings:
+    """trl GRPOConfig settings shared by the stages; any stage may override them under its `grpo:` key."""
+
+    max_steps: int = _field(100, "optimizer steps of the stage")
+    learning_rate: float = _field(2e-5, "AdamW learning rate (paper, full fine-tune: 1e-6; LoRA wants ~1e-5..5e-5)")
+    lr_scheduler_type: str = _field("constant", "learning-rate schedule", ("constant", "constant_with_warmup", "cosine", "linear"))
+    warmup_steps: int = _field(0, "warm-up steps")
+    prompts_per_step: int = _field(16, "prompts per optimizer step over all processes (paper: 128 / 64 / 64)")
+    num_generations: int = _field(8, "samples per prompt, the GRPO group (paper: 8)")
+    micro_batch_size: int = _field(8, "completions per forward/backward pass per process (memory knob)")
+    max_completion_length: int = _field(1024, "response token budget (paper: 8K / 16K / 24K)")
+    temperature: float = _field(0.6, "rollout sampling temperature (paper: 0.6)")
+    top_p: float = _field(1.0, "rollout nucleus sampling")
+    kl_beta: float = _field(0.0, "KL coefficient (paper: 0, no reference model)")
+    epsilon: float = _field(0.2, "lower clip range (paper: 0.2)")
+    epsilon_high: float = _field(0.2, "upper clip range (paper: 0.2)")
+    entropy_coef: float = _field(0.001, "entropy bonus (paper: 0.001)")
+    loss_type: str = _field("dapo", "token-level loss as in the paper ('dapo'), or trl's others",
+                            ("dapo", "bnpo", "grpo", "dr_grpo"))
+    num_iterations: int = _field(1, "PPO epochs per rollout batch (paper: 1)")
+    max_grad_norm: float = _field(1.0, "gradient clipping (paper: 1.0)")
+    mask_truncated_completions: bool = _field(False, "drop truncated completions from the loss")
+    gradient_checkpointing: bool = _field(False, "trade compute for activation memory")
+    use_vllm: bool = _field(False, "generate rollouts with vLLM (GPU extra)")
+    vllm_gpu_memory_utilization: float = _field(0.3, "share of the GPU the colocated vLLM engine may take")
+    logging_steps: int = _field(1, "log metrics every N steps")
+    save_steps: int = _field(10, "checkpoint every N steps (resume point)")
+    save_total_limit: int = _field(2, "checkpoints kept per stage")
+    report_to: list[str] = _field(["tensorboard"], "where metrics go besides the console and metrics.csv: tensorboard, wandb, none")
+    seed: int = _field(0, "random seed")
+
+
+@dataclass
+class StageConfig:
+    gamma: float = _field(1.0, "batch balance threshold; >= 1 disables the balance (paper: 0.5 in stage 1)")
+    slope: float = _field(2.0, "batch balance slope, the paper's lambda")
+    length_alpha: float = _field(0.0, "length shaping of correct samples (paper stage 3: 0.05); 0 disables")
+    length_beta: float = _field(0.0, "length shaping of wrong samples (paper stage 3: 0.05); 0 disables")
+    degenerate_penalty: bool = _field(True, "reward -2 for wrong outputs that repeat an n-gram or hold a giant token")
+    grpo: dict = _field({}, "GRPO settings that differ from the recipe's `grpo:` in this stage")
+
+    @property
+    def shaping(self) -> StageShaping:
+        return StageShaping(gamma=self.gamma, slope=self.slope, alpha=self.length_alpha, beta=self.length_beta,
+                            degenerate_penalty=self.degenerate_penalty)
+
+
+@dataclass
+class EvalConfig:
+    benchmarks: list[str] = _field([MINIATURE], "benchmarks evaluated after training (see `autothink eval`)")
+    modes: list[str] = _field(["auto"], "prompt modes for the trained stages; the base also gets standard + no_think")
+    samples: int = _field(1, "samples per problem (pass@1 is averaged over them; paper: 16)")
+    max_new_tokens: int = _field(1024, "generation budget")
+    temperature: float = _field(0.6, "sampling temperature (paper: 0.6)")
+    top_p: float = _field(0.95, "nucleus sampling (paper: 0.95)")
+    limit: int | None = _field(None, "evaluate only the first N problems of each benchmark")
+    batch_size: int = _field(32, "prompts per generation batch")
+
+
+@dataclass
+class Recipe:
+    name: str = _field("unnamed", "short name of the recipe, used in output folders and model cards")
+    description: str = _field("", "what the recipe is for and what it assumes")
+    output_dir: str = _field("runs/unnamed", "where stages, evaluations and the summary are written")
+    gpu_memory_gb: float | None = _field(None, "memory of the card the recipe is sized for (fit check); None: the card found")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    data: DataConfig = field(default_factory=DataConfig)
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    stages: dict[int, StageConfig] = field(default_factory=dict)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    source: str = field(default="<dict>", metadata={"help": "file the recipe came from", "internal": True})
+
+    def stage_grpo(self, stage: int) -> GRPOSettings:
+        """The GRPO settings of one stage: the recipe's, with the stage's overrides applied."""
+        return dataclasses.replace(self.grpo, **self.stages[stage].grpo)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a recipe YAML, apply `key.sub=value` overrides, validate, and return it."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {path} not found: pass a YAML file such as recipes/mini.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML ({err}); fix the syntax at the position shown") from None
+    for item in overrides or []:
+        apply_override(raw, item, source=str(path))
+    return recipe_from_dict(raw, source=str(path))
+
+
+def apply_override(raw: dict, item: str, source: str = "<override>") -> None:
+    """Set `a.b.c=value` in a raw recipe dict; the value is parsed as YAML (numbers, lists, null)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"override {item!r}: write KEY=VALUE, e.g. grpo.learning_rate=1e-5 or stages.1.grpo.max_steps=5")
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        key = int(part) if part.isdigit() else part
+        if node.get(key) is None:  # absent, or an empty section such as `2:` in the YAML
+            node[key] = {}
+        node = node[key]
+        if not isinstance(node, dict):
+            raise RecipeError(f"{source}: override {item!r}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+def recipe_from_dict(raw: dict, source: str = "<dict>") -> Recipe:
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: a recipe is a mapping of sections (model, lora, data, grpo, stages, eval)")
+    raw = dict(raw)
+    stages_raw = raw.pop("stages", None)
+    recipe = _build(Recipe, raw, source, "")
+    recipe.source = source
+    recipe.stages = _build_stages(stages_raw, source)
+    _check_combinations(recipe)
+    return recipe
+
+
+def _build_stages(raw: Any, source: str) -> dict[int, StageConfig]:
+    if not isinstance(raw, dict) or not raw:
+        raise RecipeError(f"{source}: stages: give the stages to run as a mapping 1:, 2:, 3: (each may be empty)")
+    stages = {}
+    for key, body in raw.items():
+        if str(key) not in ("1", "2", "3"):
+            raise RecipeError(f"{source}: stages.{key}: AutoThink has stages 1, 2 and 3; rename or remove it")
+        stage = _build(StageConfig, body or {}, source, f"stages.{key}.")
+        _build(GRPOSettings, stage.grpo, source, f"stages.{key}.grpo.")  # checks names and types of the overrides
+        stages[int(key)] = stage
+    return dict(sorted(stages.items()))
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: {prefix.rstrip('.') or 'recipe'}: expected a mapping of keys, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise RecipeError(
+            f"{source}: unknown key {prefix}{unknown[0]}: allowed keys here are {', '.join(fields)}"
+        )
+    values = {}
+    for name, value in raw.items():
+        where = f"{prefix}{name}"
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value or {}, source, where + ".")
+            continue
+        values[name] = _check_value(value, hint, fields[name].metadata, source, where)
+    return cls(**values)
+
+
+def _check_value(value: Any, hint: Any, metadata: Any, source: str, where: str) -> Any:
+    optional = type(None) in typing.get_args(hint) and isinstance(hint, types.UnionType)
+    if value is None:
+        if optional:
+            return None
+        raise RecipeError(f"{source}: {where}: must be set ({metadata['help']})")
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    origin = typing.get_origin(base) or base
+    if origin is float and isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 reads 3e-5 (no dot) as a string
+        except ValueError:
+            pass
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        list: isinstance(value, list) and all(isinstance(v, str) for v in value),
+        dict: isinstance(value, dict),
+    }[origin]
+    if not ok:
+        kind = {list: "a list of strings", dict: "a mapping"}.get(origin, origin.__name__)
+        raise RecipeError(f"{source}: {where}: expected {kind}, got {value!r} ({metadata['help']})")
+    choices = metadata.get("choices")
+    if choices and value not in choices:
+        raise RecipeError(f"{source}: {where}: {value!r} is not one of {', '.join(map(str, choices))}")
+    return float(value) if origin is float else value
+
+
+def _check_combinations(recipe: Recipe) -> None:
+    src = recipe.source
+    for stage_id in recipe.stages:
+        g = recipe.stage_grpo(stage_id)
+        where = f"{src}: stage {stage_id}"
+        if g.num_generations < 2:
+            raise RecipeError(f"{where}: grpo.num_generations={g.num_generations}: GRPO compares samples of one prompt; use 2 or more (paper: 8)")
+        completions = g.prompts_per_step * g.num_generations
+        if completions % g.micro_batch_size:
+            raise RecipeError(
+                f"{where}: prompts_per_step x num_generations = {completions} completions per step is not divisible by "
+                f"micro_batch_size={g.micro_batch_size}: pick a micro_batch_size that divides {completions}"
+            )
+        for name in ("max_steps", "prompts_per_step", "micro_batch_size", "max_completion_length", "save_steps", "logging_steps"):
+            if getattr(g, name) < 1:
+                raise RecipeError(f"{where}: grpo.{name}={getattr(g, name)}: must be at least 1")
+        if not g.learning_rate > 0 or not g.temperature > 0:
+            raise RecipeError(f"{where}: grpo.learning_rate and grpo.temperature must be positive")
+    if recipe.lora.r < 1 or recipe.lora.alpha < 1 or not recipe.lora.target_modules:
+        raise RecipeError(f"{src}: lora: r and alpha must be at least 1 and target_modules non-empty")
+    if recipe.model.fast_inference and recipe.model.backend == "transformers":
+        raise RecipeError(f"{src}: model.fast_inference needs the unsloth backend: set model.backend to auto or unsloth")
+    bad_modes = [m for m in recipe.eval.modes if m not in PROMPT_MODES]
+    if bad_modes:
+        raise RecipeError(f"{src}: eval.modes: {bad_modes[0]!r} is not one of {', '.join(PROMPT_MODES)}")

@@ -1,0 +1,150 @@
+"""Problems in, prompt records out: the miniature task, Hub datasets and local JSON / JSONL / parquet files.
+
+A problem record is a dict with `problem`, `answer` and, where the source has one, `level` (difficulty
+1-5) and `id`. Training turns records into trl rows (`prompt`, `answer`, `uid`, `prompt_mode`, `level`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from autothink_lite.prompts import INSTRUCTION, render_prompt
+
+logger = logging.getLogger(__name__)
+
+MINIATURE = "mini"
+LOCAL_SUFFIXES = (".json", ".jsonl", ".parquet")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used (missing file or column, empty), with the fix."""
+
+
+def load_problems(
+    source: str,
+    split: str = "train",
+    *,
+    problem_field: str = "problem",
+    answer_field: str = "answer",
+    level_field: str | None = "level",
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Load problems from 'mini' (the miniature task's `split`: train or eval), a local file or a Hub dataset."""
+    if source == MINIATURE:
+        rows = _miniature_rows(split)
+        problem_field, answer_field, level_field = "problem", "answer", "level"
+    elif _looks_local(source):
+        rows = _local_rows(Path(source))
+    else:
+        rows = _hub_rows(source, split)
+    if not rows:
+        raise DataError(f"{source}: no problems found in split {split!r}; check the file or the split name")
+    columns = set(rows[0])
+    for role, name in (("problem", problem_field), ("answer", answer_field)):
+        if name not in columns:
+            raise DataError(
+                f"{source}: no {role} column {name!r}; its columns are {', '.join(sorted(columns))}; "
+                f"set data.{role}_field (or --{role}-field) to the right one"
+            )
+    records = []
+    for i, row in enumerate(rows[:limit] if limit else rows):
+        record = {"id": str(row.get("id", row.get("unique_id", i))), "problem": row[problem_field],
+                  "answer": row[answer_field]}
+        level = row.get(level_field) if level_field else None
+        if level is None and "difficulty" in row and source.endswith("math.json"):
+            level = row["difficulty"]  # MATH500's level is called difficulty in the shipped file
+        if level is not None:
+            record["level"] = int(level)
+        records.append(record)
+    return records
+
+
+def _looks_local(source: str) -> bool:
+    path = Path(source)
+    if path.exists():
+        return True
+    if source.endswith(LOCAL_SUFFIXES) or source.startswith((".", "/", "~")):
+        raise DataError(f"{source}: file not found; give an existing JSON / JSONL / parquet path or a Hub dataset id")
+    return False
+
+
+def _local_rows(path: Path) -> list[dict]:
+    try:
+        if path.suffix == ".jsonl":
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+            return data if isinstance(data, list) else data.get("data", [])
+        if path.suffix == ".parquet":
+            import datasets
+
+            return list(datasets.load_dataset("parquet", data_files=str(path), split="train"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err}); fix the file or export it again") from None
+    raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .json, .jsonl or .parquet")
+
+
+def _hub_rows(source: str, split: str) -> list[dict]:
+    import datasets
+
+    try:
+        return list(datasets.load_dataset(source, split=split))
+    except Exception as err:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load this"
+        raise DataError(
+            f"{source}: cannot load split {split!r} from the Hugging Face Hub ({type(err).__name__}: {err}); "
+            "check the dataset id and split, your network, or pass a local JSON / JSONL file"
+        ) from None
+
+
+def _miniature_rows(split: str) -> list[dict]:
+    from autothink_lite.miniature import task
+
+    if split == "train":
+        return [dict(r) for level in task.LEVELS for r in task.train_split(level)]
+    if split in ("eval", "test"):
+        return [dict(r) for r in task.eval_split()]
+    raise DataError(f"mini: unknown split {split!r}; the miniature task has 'train' and 'eval'")
+
+
+def prompt_rows(
+    records: list[dict[str, Any]],
+    tokenizer: Any,
+    prompt_mode: str,
+    *,
+    system_prompt: str | None = None,
+    instruction: str | None = INSTRUCTION,
+) -> list[dict[str, Any]]:
+    """trl rows: the rendered prompt plus what the reward needs (gold answer, prompt id, mode, level)."""
+    strip_bos = _tokenizer_adds_bos(tokenizer)
+    rows = []
+    for record in records:
+        text = render_prompt(tokenizer, record["problem"], prompt_mode, system_prompt=system_prompt,
+                             instruction=instruction)
+        if strip_bos and text.startswith(tokenizer.bos_token):
+            # trl tokenizes string prompts with add_special_tokens=True; the tokenizer adds the BOS back.
+            text = text[len(tokenizer.bos_token):]
+        rows.append({
+            "prompt": text,
+            # JSON keeps one column type whatever the gold is (string, list of strings, float).
+            "answer": json.dumps(record["answer"]),
+            "uid": record["id"],
+            "prompt_mode": prompt_mode,
+            "level": int(record.get("level", 0)),
+        })
+    return rows
+
+
+def _tokenizer_adds_bos(tokenizer: Any) -> bool:
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return False
+    ids = tokenizer("1")["input_ids"]
+    return bool(ids) and ids[0] == bos
+
+
+def decode_answer(answer: str) -> Any:
+    """The gold answer of a trl row (see `prompt_rows`)."""
+    return json.loads(answer)

@@ -1,0 +1,175 @@
+"""Evaluation: generate on a benchmark in one prompt mode, grade, and summarise as the paper does.
+
+Every sample is appended to `<out>/<mode>.jsonl` as soon as its batch finishes, so a killed evaluation
+resumes where it stopped without redoing finished samples. Summaries (pass@1 averaged over samples, mean
+tokens, think-rate, accuracy of think vs no-think samples, each also per difficulty level) are pure
+functions of those rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from autothink_lite.grading import is_correct
+from autothink_lite.metrics import efficiency_f1
+from autothink_lite.prompts import detect_mode, extract_answer, render_prompt, split_completion
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalSettings:
+    samples: int = 1
+    max_new_tokens: int = 1024
+    temperature: float = 0.6
+    top_p: float = 0.95
+    batch_size: int = 32
+    seed: int = 0
+
+
+def evaluate_mode(
+    model: Any,
+    tokenizer: Any,
+    records: list[dict[str, Any]],
+    prompt_mode: str,
+    settings: EvalSettings,
+    out_file: Path,
+) -> list[dict[str, Any]]:
+    """Rows of (problem, sample) in `prompt_mode`, resuming from what `out_file` already holds."""
+    from autothink_lite.generation import generate
+
+    rows = read_rows(out_file)
+    done = {(r["id"], r["sample"]) for r in rows}
+    todo = [r for r in records if any((r["id"], s) not in done for s in range(settings.samples))]
+    if rows:
+        logger.info("%s: %d samples already done, %d problems to go", out_file, len(rows), len(todo))
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(todo), settings.batch_size):
+        chunk = todo[start:start + settings.batch_size]
+        prompts = [render_prompt(tokenizer, r["problem"], prompt_mode) for r in chunk]
+        outputs = generate(model, tokenizer, prompts, num_samples=settings.samples,
+                           max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                           top_p=settings.top_p, seed=settings.seed + start, batch_size=settings.batch_size)
+        new_rows = []
+        for record, completions in zip(chunk, outputs):
+            for sample, completion in enumerate(completions):
+                if (record["id"], sample) not in done:
+                    new_rows.append(sample_row(record, sample, prompt_mode, completion.text,
+                                               completion.num_tokens, completion.finished, tokenizer))
+        with out_file.open("a") as f:
+            f.writelines(json.dumps(row) + "\n" for row in new_rows)
+        rows.extend(new_rows)
+        logger.info("%s: %d / %d problems", prompt_mode, min(start + settings.batch_size, len(todo)), len(todo))
+    return rows
+
+
+def sample_row(record: dict, sample: int, prompt_mode: str, text: str, num_tokens: int, finished: bool,
+               tokenizer: Any) -> dict[str, Any]:
+    reasoning, _ = split_completion(text, prompt_mode)
+    reasoning_tokens = len(tokenizer(reasoning, add_special_tokens=False)["input_ids"]) if reasoning else 0
+    return {
+        "id": record["id"],
+        "sample": sample,
+        "level": record.get("level"),
+        "prompt_mode": prompt_mode,
+        "mode": detect_mode(text, prompt_mode),
+        "tokens": num_tokens,
+        "reasoning_tokens": min(reasoning_tokens, num_tokens),
+        "answer_tokens": max(num_tokens - reasoning_tokens, 0),
+        "finished": finished,
+        "answer": extract_answer(text, prompt_mode),
+        "gold": record["answer"],
+        "correct": is_correct(text, record["answer"], prompt_mode),
+        "completion": text,
+    }
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a results file; a line cut by a kill mid-write is dropped (that sample is redone)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            logger.warning("%s: skipping a partly written line", path)
+    return rows
+
+
+def summarize(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """pass@1 (mean correctness over all samples), tokens, think-rate, per-mode accuracy; and per level."""
+    rows = list(rows)
+    summary = _stats(rows)
+    by_level: dict[int, list] = defaultdict(list)
+    for row in rows:
+        if row.get("level") is not None:
+            by_level[int(row["level"])].append(row)
+    if by_level:
+        summary["levels"] = {str(level): _stats(by_level[level]) for level in sorted(by_level)}
+    return summary
+
+
+def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+    if not n:
+        return {"samples": 0}
+    think = [r for r in rows if r["mode"] == "think"]
+    no_think = [r for r in rows if r["mode"] == "no_think"]
+    out = {
+        "samples": n,
+        "accuracy": sum(r["correct"] for r in rows) / n,
+        "tokens": sum(r["tokens"] for r in rows) / n,
+        "think_rate": len(think) / n,
+        "format_ok": sum(r["answer"] is not None for r in rows) / n,
+    }
+    for name, subset in (("think", think), ("no_think", no_think)):
+        out[f"accuracy_{name}"] = sum(r["correct"] for r in subset) / len(subset) if subset else None
+        out[f"tokens_{name}"] = sum(r["tokens"] for r in subset) / len(subset) if subset else None
+    return out
+
+
+def add_efficiency_f1(summaries: dict[str, dict[str, Any]], standard_key: str, no_think_key: str) -> None:
+    """E-F1 of every summary against the standard and no-think runs named, when both are present."""
+    std, no = summaries.get(standard_key), summaries.get(no_think_key)
+    if not std or not no:
+        return
+    for summary in summaries.values():
+        summary["e_f1"] = efficiency_f1(summary["accuracy"], summary["tokens"], std["accuracy"], std["tokens"],
+                                        no["accuracy"], no["tokens"])
+
+
+def format_table(summaries: dict[str, dict[str, Any]]) -> str:
+    """A markdown table: one row per run (model/stage + mode)."""
+    lines = ["| run | accuracy % | tokens | think-rate % | acc think % | acc no-think % | E-F1 |",
+             "|---|---|---|---|---|---|---|"]
+
+    def pct(value):
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    for name, s in summaries.items():
+        e_f1 = "-" if s.get("e_f1") is None else f"{s['e_f1']:.1f}"
+        lines.append(f"| {name} | {pct(s['accuracy'])} | {s['tokens']:.1f} | {pct(s['think_rate'])} | "
+                     f"{pct(s['accuracy_think'])} | {pct(s['accuracy_no_think'])} | {e_f1} |")
+    return "\n".join(lines)
+
+
+def format_level_table(summaries: dict[str, dict[str, Any]]) -> str:
+    """Think-rate (and accuracy) by difficulty level, one row per run."""
+    levels = sorted({lvl for s in summaries.values() for lvl in s.get("levels", {})}, key=int)
+    if not levels:
+        return ""
+    head = "| run | " + " | ".join(f"L{lvl} think % / acc %" for lvl in levels) + " |"
+    lines = [head, "|---|" + "---|" * len(levels)]
+    for name, s in summaries.items():
+        cells = []
+        for lvl in levels:
+            stat = s.get("levels", {}).get(lvl)
+            cells.append("-" if not stat else f"{100 * stat['think_rate']:.0f} / {100 * stat['accuracy']:.0f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

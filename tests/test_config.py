@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autothink_lite.config import RecipeError, load_recipe, recipe_from_dict
+
+RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
+
+
+def _write(tmp_path, data) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+def _minimal(**extra):
+    return {"name": "t", "stages": {1: {"gamma": 0.5}, 2: None, 3: {"length_alpha": 0.05}}, **extra}
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_shipped_recipe_loads_and_has_all_three_stages(path):
+    recipe = load_recipe(path)
+    assert sorted(recipe.stages) == [1, 2, 3]
+    assert recipe.stages[1].shaping.balances and not recipe.stages[2].shaping.balances
+    assert recipe.stages[3].shaping.shapes_length
+
+
+def test_stage_overrides_apply_on_top_of_the_shared_grpo_settings(tmp_path):
+    recipe = load_recipe(_write(tmp_path, _minimal(grpo={"max_steps": 7, "learning_rate": 1e-5},
+                                                   stages={1: {"grpo": {"max_steps": 3}}, 2: {}})))
+    assert recipe.stage_grpo(1).max_steps == 3 and recipe.stage_grpo(2).max_steps == 7
+    assert recipe.stage_grpo(1).learning_rate == 1e-5
+
+
+def test_unknown_key_names_the_field_and_the_allowed_keys(tmp_path):
+    with pytest.raises(RecipeError, match=r"unknown key grpo\.learnig_rate: allowed keys here are .*learning_rate"):
+        load_recipe(_write(tmp_path, _minimal(grpo={"learnig_rate": 1e-5})))
+
+
+def test_unknown_key_inside_a_stage_override_is_caught(tmp_path):
+    with pytest.raises(RecipeError, match=r"stages\.1\.grpo\.max_step"):
+        load_recipe(_write(tmp_path, _minimal(stages={1: {"grpo": {"max_step": 3}}})))
+
+
+def test_wrong_type_names_the_field_and_what_it_expects(tmp_path):
+    with pytest.raises(RecipeError, match=r"grpo\.num_generations: expected int, got 'eight'"):
+        load_recipe(_write(tmp_path, _minimal(grpo={"num_generations": "eight"})))
+
+
+def test_value_outside_its_choices_lists_them(tmp_path):
+    with pytest.raises(RecipeError, match=r"model\.dtype: 'fp8' is not one of float32, bfloat16, float16"):
+        load_recipe(_write(tmp_path, _minimal(model={"dtype": "fp8"})))
+
+
+def test_batch_that_cannot_be_split_into_micro_batches_gets_the_fix(tmp_path):
+    data = _minimal(grpo={"prompts_per_step": 3, "num_generations": 8, "micro_batch_size": 16})
+    with pytest.raises(RecipeError, match=r"24 completions per step is not divisible by micro_batch_size=16"):
+        load_recipe(_write(tmp_path, data))
+
+
+def test_a_group_of_one_sample_is_refused(tmp_path):
+    with pytest.raises(RecipeError, match=r"num_generations=1.*2 or more"):
+        load_recipe(_write(tmp_path, _minimal(grpo={"num_generations": 1})))
+
+
+def test_stage_numbers_other_than_one_to_three_are_refused(tmp_path):
+    with pytest.raises(RecipeError, match=r"stages\.4: AutoThink has stages 1, 2 and 3"):
+        load_recipe(_write(tmp_path, _minimal(stages={4: {}})))
+
+
+def test_a_recipe_without_stages_is_refused():
+    with pytest.raises(RecipeError, match="stages"):
+        recipe_from_dict({"name": "t"})
+
+
+def test_broken_yaml_and_missing_file_get_clear_errors(tmp_path):
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(_write(tmp_path, "grpo: [unclosed"))
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_command_line_overrides_are_validated_like_the_file(tmp_path):
+    path = _write(tmp_path, _minimal())
+    recipe = load_recipe(path, ["grpo.learning_rate=3e-5", "stages.2.grpo.max_steps=4", "eval.modes=[auto, standard]"])
+    assert recipe.grpo.learning_rate == 3e-5 and recipe.stage_grpo(2).max_steps == 4
+    assert recipe.eval.modes == ["auto", "standard"]
+    with pytest.raises(RecipeError, match="KEY=VALUE"):
+        load_recipe(path, ["grpo.learning_rate"])
+    with pytest.raises(RecipeError, match="eval.modes: 'thinking' is not one of"):
+        load_recipe(path, ["eval.modes=[thinking]"])
