@@ -11,8 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from accelerate import PartialState
-
 from autothink_lite.config import Recipe
 from autothink_lite.data import load_problems
 from autothink_lite.evaluation import (
@@ -23,7 +21,7 @@ from autothink_lite.evaluation import (
     format_table,
     summarize,
 )
-from autothink_lite.training import final_adapter, read_metrics, stage_summary, train
+from autothink_lite.training import distributed_state, final_adapter, read_metrics, stage_summary, train
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +30,7 @@ BASE_MODES = ("standard", "no_think", "auto")
 
 def run(recipe: Recipe, stages: list[int] | None = None, *, overwrite: bool = False) -> dict[str, Any]:
     results = train(recipe, stages, overwrite=overwrite)
-    if not PartialState().is_main_process:
+    if not distributed_state().is_main_process:
         return {}
     summary = evaluate_run(recipe)
     summary["training"] = {f"stage{r.stage}": {"seconds": round(r.seconds, 1), "skipped": r.skipped,

@@ -39,7 +39,7 @@ from autothink_lite.config import GRPOSettings, Recipe, RecipeError
 from autothink_lite.data import decode_answer, load_problems, prompt_rows
 from autothink_lite.grading import is_correct, is_degenerate
 from autothink_lite.prompts import detect_mode
-from autothink_lite.rewards import StageShaping, naive_reward, stage_rewards
+from autothink_lite.rewards import ShapedBatch, StageShaping, naive_reward, stage_rewards
 
 logger = logging.getLogger(__name__)
 
@@ -82,24 +82,39 @@ class AutoThinkGRPOTrainer(GRPOTrainer):
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        flags = self.autothink_reward.flags
-        column = self.reward_funcs.index(self.autothink_reward)
-        batch = {name: _gather_list(values, rewards_per_func.device) for name, values in flags.items()}
         mode = "train" if self.model.training else "eval"
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
-        groups = [i // group_size for i in range(len(batch["uid"]))]
-        for start in range(0, len(groups), group_size):
-            if len(set(batch["uid"][start:start + group_size])) != 1:
-                raise RuntimeError("rollout groups are not contiguous per prompt; the trl version changed its sampler")
-        shaped = stage_rewards(self.shaping, batch["think"], batch["correct"], batch["length"], groups,
-                               batch["degenerate"])
+        batch, shaped = shape_rollouts(self.autothink_reward.flags, self.shaping, group_size, rewards_per_func.device)
+        column = self.reward_funcs.index(self.autothink_reward)
         rewards_per_func[:, column] = torch.tensor(shaped.rewards, dtype=rewards_per_func.dtype,
                                                    device=rewards_per_func.device)
-        self.last_shaped = {**batch, "groups": groups, "naive": shaped.naive, "rewards": shaped.rewards,
+        self.last_shaped = {**batch, "naive": shaped.naive, "rewards": shaped.rewards,
                             "balance_weight": shaped.balance_weight}
         for key, value in rollout_metrics(batch, shaped.naive, shaped.rewards, shaped.balance_weight).items():
             self._metrics[mode][f"autothink/{key}"].append(value)  # already global: every process has the batch
         return rewards_per_func
+
+
+def shape_rollouts(local_flags: dict[str, list], shaping: StageShaping, group_size: int,
+                   device: torch.device | str = "cpu") -> tuple[dict[str, list], ShapedBatch]:
+    """Gather every process's flags (in process order, as trl gathers rewards) and shape the whole batch.
+
+    Each run of `group_size` rows is one prompt's group, as in trl's `rewards.view(-1, num_generations)`.
+    """
+    batch = {name: _gather_list(values, torch.device(device)) for name, values in local_flags.items()}
+    batch["groups"] = [i // group_size for i in range(len(batch["uid"]))]
+    for start in range(0, len(batch["uid"]), group_size):
+        if len(set(batch["uid"][start:start + group_size])) != 1:
+            raise RuntimeError("rollout groups are not contiguous per prompt; the trl version changed its sampler")
+    shaped = stage_rewards(shaping, batch["think"], batch["correct"], batch["length"], batch["groups"],
+                           batch["degenerate"])
+    return batch, shaped
+
+
+def distributed_state() -> PartialState:
+    """The process group, created the way trl's TrainingArguments will (a bare PartialState() on a CPU
+    ignores torchrun and would pin every process to a world of one)."""
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def _gather_list(values: list, device: torch.device) -> list:
@@ -249,7 +264,7 @@ def _previous_adapter(recipe: Recipe, stage: int) -> Path | None:
 
 def prepare_run_dir(recipe: Recipe, overwrite: bool) -> None:
     """Record the recipe in the run folder; refuse to mix two different recipes' runs unless told to."""
-    state = PartialState()
+    state = distributed_state()
     run_dir = Path(recipe.output_dir)
     snapshot = run_dir / "recipe.yaml"
     current = {k: v for k, v in dataclasses.asdict(recipe).items() if k in TRAINING_SECTIONS}
@@ -278,7 +293,7 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
         return StageResult(stage, done, 0.0, skipped=True)
     trl_compat.install()
     settings = recipe.stage_grpo(stage)
-    state = PartialState()
+    state = distributed_state()
     started = time.perf_counter()
     model, tokenizer, backend = load_base(recipe.model, for_training=True, lora=recipe.lora,
                                           max_seq_length=settings.max_completion_length + 512)
