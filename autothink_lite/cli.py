@@ -1,8 +1,9 @@
-"""`autothink` command line: build-mini, train, run."""
+"""`autothink` command line: build-mini, train, run, fit, eval, report, card, push."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -36,21 +37,78 @@ def cmd_build_mini(args: argparse.Namespace) -> None:
     logger.info("miniature R1 written to %s", path)
 
 
+def _import_unsloth_first(recipe) -> None:
+    """unsloth patches transformers, trl and peft when imported before them."""
+    from autothink_lite.modeling import detect_backend
+
+    if detect_backend(recipe.model) == "unsloth":
+        import unsloth  # noqa: F401
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    recipe = _recipe(args)
+    _import_unsloth_first(recipe)
     from autothink_lite.training import train
 
-    for result in train(_recipe(args), _stages(args.stages), overwrite=args.overwrite):
+    for result in train(recipe, _stages(args.stages), overwrite=args.overwrite):
         logger.info("stage %d: %s%s", result.stage, result.adapter, " (already done)" if result.skipped else "")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    recipe = _recipe(args)
+    _import_unsloth_first(recipe)
     from autothink_lite.pipeline import run
 
-    recipe = _recipe(args)
     run(recipe, _stages(args.stages), overwrite=args.overwrite)
     summary = Path(recipe.output_dir) / "summary.md"
     if summary.is_file():
         sys.stdout.write(summary.read_text())
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from autothink_lite.training import check_stage_fits
+
+    recipe = _recipe(args)
+    for stage in _stages(args.stages) or list(recipe.stages):
+        sys.stdout.write(check_stage_fits(recipe, stage, args.gpu_gb) + "\n\n")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from autothink_lite.evaluation import EvalSettings, evaluate_model, format_level_table, format_table, summarize_dir
+
+    settings = EvalSettings(samples=args.samples, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                            top_p=args.top_p, batch_size=args.batch_size, seed=args.seed)
+    out = Path(args.output)
+    label = evaluate_model(args.model, args.adapter, args.benchmarks, args.modes, settings, out, label=args.label,
+                           load_in_4bit=args.load_in_4bit, dtype=args.dtype, limit=args.limit)
+    summaries = summarize_dir(out)
+    (out / "summary.json").write_text(json.dumps(summaries, indent=2))
+    for benchmark, table in summaries.items():
+        rows = {name: s for name, s in table.items() if name.startswith(label + " ") or name.startswith("base ")}
+        sys.stdout.write(f"\n## {benchmark}\n\n{format_table(rows)}\n")
+        levels = format_level_table(rows)
+        if levels:
+            sys.stdout.write(f"\nThink-rate / accuracy by level:\n\n{levels}\n")
+    logger.info("results in %s (summary.json; one JSONL per run/benchmark/mode)", out)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from autothink_lite.report import write_report
+
+    logger.info("report written to %s", write_report(args.dirs, args.out))
+
+
+def cmd_card(args: argparse.Namespace) -> None:
+    from autothink_lite.card import write_model_card
+
+    path = write_model_card(args.adapter, eval_dir=args.eval_dir, plots=args.plot or (), repo_id=args.repo)
+    logger.info("model card written to %s", path)
+
+
+def cmd_push(args: argparse.Namespace) -> None:
+    from autothink_lite.hub import push_adapter
+
+    logger.info("pushed to %s", push_adapter(args.adapter, args.repo, private=args.private))
 
 
 def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
@@ -80,6 +138,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: train all stages, evaluate base and stages, write a summary")
     _add_recipe_args(p)
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("fit", help="estimate each stage's peak GPU memory for a recipe; fail with a fix if too big")
+    _add_recipe_args(p)
+    p.add_argument("--gpu-gb", type=float, help="card memory in GiB (default: the recipe's gpu_memory_gb)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("eval", help="evaluate a model (+ adapters) on benchmarks in prompt modes; resumable")
+    p.add_argument("--model", default="mini", help="base model: 'mini', a Hub id or a local folder")
+    p.add_argument("--adapter", nargs="*", default=[], help="LoRA adapters (Hub ids or folders); the last is active")
+    p.add_argument("--benchmarks", nargs="+", default=["mini"],
+                   help="math500 minerva olympiad aime24 amc23 gsm8k mini, or local JSON/JSONL files")
+    p.add_argument("--modes", nargs="+", default=["standard", "auto", "no_think"], choices=["standard", "auto", "no_think"])
+    p.add_argument("--samples", type=int, default=1, help="samples per problem; pass@1 is averaged (paper: 16)")
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="generation budget (paper: 32768)")
+    p.add_argument("--temperature", type=float, default=0.6, help="paper: 0.6")
+    p.add_argument("--top-p", type=float, default=0.95, help="paper: 0.95")
+    p.add_argument("--limit", type=int, help="only the first N problems of each benchmark")
+    p.add_argument("--batch-size", type=int, default=32, help="prompts per generation batch")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--load-in-4bit", action="store_true", help="load the base 4-bit (bitsandbytes nf4)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--label", help="name of this run in the results (default: base, or the adapter's name)")
+    p.add_argument("--output", default="runs/eval", help="results folder (resumes what is already there)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="markdown report with plots from run or eval folders")
+    p.add_argument("dirs", nargs="+", help="run folders (from `autothink run`) or eval folders (from `autothink eval`)")
+    p.add_argument("--out", required=True, help="folder for report.md and the PNG plots")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("card", help="write an adapter's model card (README.md)")
+    p.add_argument("adapter", help="adapter folder, e.g. runs/mini/stage3/final")
+    p.add_argument("--eval-dir", help="evaluation results to show (default: the run's eval/ folder)")
+    p.add_argument("--plot", action="append", help="PNG to include (repeatable; default: drawn from the results)")
+    p.add_argument("--repo", help="Hub repo id the card's usage snippet should name")
+    p.set_defaults(func=cmd_card)
+
+    p = sub.add_parser("push", help="upload an adapter and its model card to the Hugging Face Hub")
+    p.add_argument("adapter", help="adapter folder")
+    p.add_argument("--repo", required=True, help="user/name on the Hub")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.set_defaults(func=cmd_push)
     return parser
 
 
@@ -90,12 +189,18 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from autothink_lite.card import CardError
     from autothink_lite.config import RecipeError
     from autothink_lite.data import DataError
+    from autothink_lite.fitcheck import FitError
+    from autothink_lite.hub import HubError
+    from autothink_lite.modeling import ModelLoadError
+    from autothink_lite.prompts import PromptError
+    from autothink_lite.report import ReportError
 
     try:
         args.func(args)
-    except (RecipeError, DataError) as err:
+    except (RecipeError, DataError, ModelLoadError, FitError, PromptError, ReportError, CardError, HubError) as err:
         logger.error("%s", err)
         raise SystemExit(2) from None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,49 @@ logger = logging.getLogger(__name__)
 
 MINIATURE = "mini"
 LOCAL_SUFFIXES = (".json", ".jsonl", ".parquet")
+SHIPPED_DIR = Path(__file__).parent / "data" / "benchmarks"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Where a named benchmark's problems come from and which columns hold what."""
+
+    source: str  # a shipped file name, "mini", or a Hub dataset id
+    split: str = "test"
+    config: str | None = None
+    problem_field: str = "problem"
+    answer_field: str = "answer"
+    level_field: str | None = None
+
+
+# The paper's five test sets ship with the package (DeepScaleR's test split; see data/benchmarks/SOURCE.md).
+BENCHMARKS = {
+    "mini": Benchmark(MINIATURE, split="eval", level_field="level"),
+    "math500": Benchmark("math.json", level_field="difficulty"),  # MATH level 1-5
+    "minerva": Benchmark("minerva.json"),
+    "olympiad": Benchmark("olympiad_bench.json"),
+    "aime24": Benchmark("aime.json"),
+    "amc23": Benchmark("amc.json"),
+    "gsm8k": Benchmark("openai/gsm8k", config="main", problem_field="question"),  # Hub, needs a network
+}
+PAPER_BENCHMARKS = ("math500", "minerva", "olympiad", "aime24", "amc23")
+
+
+def load_benchmark(name: str, limit: int | None = None) -> list[dict[str, Any]]:
+    """A named benchmark (see BENCHMARKS) or a local JSON / JSONL file with problem, answer and optional level."""
+    spec = BENCHMARKS.get(name)
+    if spec is None:
+        if not (Path(name).exists() or name.endswith(LOCAL_SUFFIXES) or name.startswith((".", "/", "~"))):
+            raise DataError(f"unknown benchmark {name!r}: use one of {', '.join(BENCHMARKS)} or a local "
+                            "JSON / JSONL file with problem and answer (and optional level) fields")
+        return load_problems(name, limit=limit)
+    source = str(SHIPPED_DIR / spec.source) if spec.source.endswith(".json") else spec.source
+    records = load_problems(source, spec.split, config=spec.config, problem_field=spec.problem_field,
+                            answer_field=spec.answer_field, level_field=spec.level_field, limit=limit)
+    if name == "gsm8k":
+        for record in records:  # GSM8K's answer is a worked solution ending in "#### 72"
+            record["answer"] = str(record["answer"]).split("####")[-1].strip().replace(",", "")
+    return records
 
 
 class DataError(ValueError):
@@ -27,6 +71,7 @@ def load_problems(
     source: str,
     split: str = "train",
     *,
+    config: str | None = None,
     problem_field: str = "problem",
     answer_field: str = "answer",
     level_field: str | None = "level",
@@ -39,7 +84,7 @@ def load_problems(
     elif _looks_local(source):
         rows = _local_rows(Path(source))
     else:
-        rows = _hub_rows(source, split)
+        rows = _hub_rows(source, split, config)
     if not rows:
         raise DataError(f"{source}: no problems found in split {split!r}; check the file or the split name")
     columns = set(rows[0])
@@ -54,8 +99,6 @@ def load_problems(
         record = {"id": str(row.get("id", row.get("unique_id", i))), "problem": row[problem_field],
                   "answer": row[answer_field]}
         level = row.get(level_field) if level_field else None
-        if level is None and "difficulty" in row and source.endswith("math.json"):
-            level = row["difficulty"]  # MATH500's level is called difficulty in the shipped file
         if level is not None:
             record["level"] = int(level)
         records.append(record)
@@ -87,11 +130,11 @@ def _local_rows(path: Path) -> list[dict]:
     raise DataError(f"{path}: unsupported file type {path.suffix!r}; use .json, .jsonl or .parquet")
 
 
-def _hub_rows(source: str, split: str) -> list[dict]:
+def _hub_rows(source: str, split: str, config: str | None = None) -> list[dict]:
     import datasets
 
     try:
-        return list(datasets.load_dataset(source, split=split))
+        return list(datasets.load_dataset(source, config, split=split))
     except Exception as err:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load this"
         raise DataError(
             f"{source}: cannot load split {split!r} from the Hugging Face Hub ({type(err).__name__}: {err}); "

@@ -68,6 +68,57 @@ def evaluate_mode(
     return rows
 
 
+def evaluate_model(
+    model_name: str,
+    adapters: list[str],
+    benchmarks: list[str],
+    modes: list[str],
+    settings: EvalSettings,
+    out_dir: Path,
+    *,
+    label: str | None = None,
+    load_in_4bit: bool = False,
+    dtype: str = "float32",
+    limit: int | None = None,
+) -> str:
+    """Evaluate a base (+ adapters) on benchmarks x modes into `out_dir/<label>/<benchmark>/<mode>.jsonl`."""
+    from autothink_lite.data import load_benchmark
+    from autothink_lite.modeling import load_for_inference
+
+    label = label or run_label(adapters)
+    model, tokenizer = load_for_inference(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
+    for benchmark in benchmarks:
+        records = load_benchmark(benchmark, limit=limit)
+        for mode in modes:
+            evaluate_mode(model, tokenizer, records, mode, settings,
+                          out_dir / label / benchmark_slug(benchmark) / f"{mode}.jsonl")
+    return label
+
+
+def run_label(adapters: list[str]) -> str:
+    """`base` without adapters; else the last adapter's name (a stage folder for runs/x/stage3/final)."""
+    if not adapters:
+        return "base"
+    path = Path(adapters[-1])
+    return path.parent.name if path.name == "final" else path.name
+
+
+def benchmark_slug(benchmark: str) -> str:
+    return Path(benchmark).stem if benchmark.endswith((".json", ".jsonl")) else benchmark.replace("/", "__")
+
+
+def summarize_dir(eval_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """{benchmark: {"<run> <mode>": summary}} for every results file under `eval_dir`, with E-F1 against
+    `base standard` / `base no_think` where those runs exist."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(Path(eval_dir).glob("*/*/*.jsonl")):
+        run, benchmark, mode = path.parent.parent.name, path.parent.name, path.stem
+        out.setdefault(benchmark, {})[f"{run} {mode}"] = summarize(read_rows(path))
+    for summaries in out.values():
+        add_efficiency_f1(summaries, "base standard", "base no_think")
+    return out
+
+
 def sample_row(record: dict, sample: int, prompt_mode: str, text: str, num_tokens: int, finished: bool,
                tokenizer: Any) -> dict[str, Any]:
     reasoning, _ = split_completion(text, prompt_mode)

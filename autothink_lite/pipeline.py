@@ -1,7 +1,7 @@
 """The main job, `autothink run RECIPE`: train the stages, evaluate the base and every stage, summarise.
 
 Every step is resumable: finished stages and finished evaluation samples are kept and not redone.
-Results land in `<output_dir>/eval/<run>/<benchmark>/<mode>.jsonl` and `<output_dir>/summary.{json,md}`.
+Results land in `<output_dir>/eval/<run>/<benchmark>/<mode>.jsonl` (run: base, stage1, ...) and `<output_dir>/summary.{json,md}`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from autothink_lite.config import Recipe
-from autothink_lite.data import load_problems
-from autothink_lite.evaluation import (
-    EvalSettings,
-    add_efficiency_f1,
-    evaluate_mode,
-    format_level_table,
-    format_table,
-    summarize,
-)
+from autothink_lite.evaluation import EvalSettings, evaluate_model, format_level_table, format_table, summarize_dir
 from autothink_lite.training import distributed_state, final_adapter, read_metrics, stage_summary, train
 
 logger = logging.getLogger(__name__)
@@ -42,33 +34,19 @@ def run(recipe: Recipe, stages: list[int] | None = None, *, overwrite: bool = Fa
 
 def evaluate_run(recipe: Recipe) -> dict[str, Any]:
     """Evaluate the base (standard, no-think, auto) and each finished stage (the recipe's eval modes)."""
-    from autothink_lite.modeling import load_for_inference
-
     settings = EvalSettings(samples=recipe.eval.samples, max_new_tokens=recipe.eval.max_new_tokens,
                             temperature=recipe.eval.temperature, top_p=recipe.eval.top_p,
                             batch_size=recipe.eval.batch_size, seed=recipe.grpo.seed)
-    runs: list[tuple[str, list[str], tuple[str, ...]]] = [("base", [], BASE_MODES)]
+    eval_dir = Path(recipe.output_dir) / "eval"
+    runs: list[tuple[list[str], list[str]]] = [([], list(BASE_MODES))]
     for stage in recipe.stages:
         adapter = final_adapter(recipe, stage)
         if adapter is not None:
-            runs.append((f"stage{stage}", [str(adapter)], tuple(recipe.eval.modes)))
-    out: dict[str, Any] = {"benchmarks": {}}
-    for benchmark in recipe.eval.benchmarks:
-        records = load_problems(benchmark, "eval" if benchmark == "mini" else "test", limit=recipe.eval.limit)
-        summaries: dict[str, dict[str, Any]] = {}
-        for name, adapters, modes in runs:
-            model, tokenizer = load_for_inference(recipe.model.name_or_path, adapters,
-                                                  load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype)
-            for mode in modes:
-                path = Path(recipe.output_dir) / "eval" / name / _slug(benchmark) / f"{mode}.jsonl"
-                summaries[f"{name} {mode}"] = summarize(evaluate_mode(model, tokenizer, records, mode, settings, path))
-        add_efficiency_f1(summaries, "base standard", "base no_think")
-        out["benchmarks"][benchmark] = summaries
-    return out
-
-
-def _slug(benchmark: str) -> str:
-    return Path(benchmark).stem if benchmark.endswith((".json", ".jsonl")) else benchmark.replace("/", "__")
+            runs.append(([str(adapter)], list(recipe.eval.modes)))
+    for adapters, modes in runs:
+        evaluate_model(recipe.model.name_or_path, adapters, recipe.eval.benchmarks, modes, settings, eval_dir,
+                       load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype, limit=recipe.eval.limit)
+    return {"benchmarks": summarize_dir(eval_dir)}
 
 
 def write_summary(recipe: Recipe, summary: dict[str, Any]) -> Path:

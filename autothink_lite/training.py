@@ -283,6 +283,35 @@ def prepare_run_dir(recipe: Recipe, overwrite: bool) -> None:
     state.wait_for_everyone()
 
 
+def check_stage_fits(recipe: Recipe, stage: int, gpu_gb: float | None = None) -> str:
+    """The stage's estimated peak GPU memory as a table; raises FitError with a fix when it will not fit.
+
+    `gpu_gb`: the card's memory (default: the recipe's `gpu_memory_gb`, else the GPU found)."""
+    from transformers import AutoConfig
+
+    from autothink_lite.fitcheck import check_fit, estimate_from_recipe
+    from autothink_lite.modeling import ModelLoadError, resolve_model_path
+
+    if gpu_gb is None:
+        gpu_gb = recipe.gpu_memory_gb
+    if gpu_gb is None and torch.cuda.is_available():
+        gpu_gb = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / 2**30
+    try:
+        hf_config = AutoConfig.from_pretrained(resolve_model_path(recipe.model.name_or_path),
+                                               revision=recipe.model.revision)
+    except OSError as err:
+        raise ModelLoadError(
+            f"cannot read the config of {recipe.model.name_or_path!r} to estimate memory ({err}); check the "
+            "Hub id and your network, or point model.name_or_path at a local folder with its config.json"
+        ) from None
+    estimate = estimate_from_recipe(recipe, stage, hf_config, gpu_gb,
+                                    num_processes=distributed_state().num_processes)
+    table = f"stage {stage} estimated peak GPU memory:\n{estimate.table()}"
+    if gpu_gb is not None:
+        check_fit(estimate, gpu_gb)
+    return table
+
+
 def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> StageResult:
     from autothink_lite.modeling import attach_lora, load_base
 
@@ -294,6 +323,8 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
     trl_compat.install()
     settings = recipe.stage_grpo(stage)
     state = distributed_state()
+    if torch.cuda.is_available():  # before a long GPU run: say what it needs, stop early if it cannot fit
+        logger.info("%s", check_stage_fits(recipe, stage))
     started = time.perf_counter()
     model, tokenizer, backend = load_base(recipe.model, for_training=True, lora=recipe.lora,
                                           max_seq_length=settings.max_completion_length + 512)
@@ -328,9 +359,12 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
     if state.is_main_process:
         tokenizer.save_pretrained(str(final))
         info = {"stage": stage, "recipe": recipe.name, "base_model": recipe.model.name_or_path,
-                "previous_adapter": str(previous_adapter) if previous_adapter else None, "backend": backend,
+                # relative to the run folder: stage.json travels with the adapter to the Hub
+                "previous_adapter": str(previous_adapter.relative_to(recipe.output_dir)) if previous_adapter else None,
+                "backend": backend,
                 "shaping": dataclasses.asdict(shaping), "grpo": dataclasses.asdict(settings),
-                "seconds_this_run": round(seconds, 1), "resumed_from": resume,
+                "seconds_this_run": round(seconds, 1),
+                "resumed_from": Path(resume).name if resume else None,
                 "steps": trainer.state.global_step}
         (final / STAGE_DONE).write_text(json.dumps(info, indent=2))
     state.wait_for_everyone()

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,37 @@ def test_command_line_overrides_are_validated_like_the_file(tmp_path):
         load_recipe(path, ["grpo.learning_rate"])
     with pytest.raises(RecipeError, match="eval.modes: 'thinking' is not one of"):
         load_recipe(path, ["eval.modes=[thinking]"])
+
+
+R1_DISTILL_SHAPES = {
+    "r1-distill-qwen-1.5b": {"hidden_size": 1536, "num_hidden_layers": 28, "num_attention_heads": 12,
+                             "num_key_value_heads": 2, "intermediate_size": 8960, "vocab_size": 151936},
+    "r1-distill-qwen-7b": {"hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28,
+                           "num_key_value_heads": 4, "intermediate_size": 18944, "vocab_size": 152064},
+}
+
+
+@pytest.mark.parametrize("name", ["r1-distill-qwen-1.5b", "r1-distill-qwen-7b", "deepscaler-1.5b"])
+def test_each_gpu_recipe_fits_the_24gb_card_it_is_sized_for(tmp_path, name):
+    from autothink_lite.training import check_stage_fits
+
+    shape = R1_DISTILL_SHAPES.get(name, R1_DISTILL_SHAPES["r1-distill-qwen-1.5b"])
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2", "tie_word_embeddings": False,
+                                                           "max_position_embeddings": 131072, **shape}))
+    recipe = load_recipe(Path(__file__).parents[1] / "recipes" / f"{name}.yaml",
+                         [f"model.name_or_path={tmp_path}"])
+    for stage in recipe.stages:
+        assert "peak" in check_stage_fits(recipe, stage)
+
+
+def test_a_stage_too_big_for_the_card_stops_with_a_setting_to_change(tmp_path):
+    from autothink_lite.fitcheck import FitError
+    from autothink_lite.training import check_stage_fits
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2", "tie_word_embeddings": False,
+                                                           **R1_DISTILL_SHAPES["r1-distill-qwen-7b"]}))
+    recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "r1-distill-qwen-7b.yaml",
+                         [f"model.name_or_path={tmp_path}", "stages.3.grpo.max_completion_length=32768",
+                          "stages.3.grpo.micro_batch_size=4"])
+    with pytest.raises(FitError, match="micro_batch_size|max_completion_length|gradient_checkpointing"):
+        check_stage_fits(recipe, 3)
