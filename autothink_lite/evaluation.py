@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,16 +108,43 @@ def benchmark_slug(benchmark: str) -> str:
     return Path(benchmark).stem if benchmark.endswith((".json", ".jsonl")) else benchmark.replace("/", "__")
 
 
+BASE_RUN = "base"
+MODE_ORDER = ("standard", "no_think", "auto")
+
+
 def summarize_dir(eval_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """{benchmark: {"<run> <mode>": summary}} for every results file under `eval_dir`, with E-F1 against
     `base standard` / `base no_think` where those runs exist."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for path in sorted(Path(eval_dir).glob("*/*/*.jsonl")):
-        run, benchmark, mode = path.parent.parent.name, path.parent.name, path.stem
-        out.setdefault(benchmark, {})[f"{run} {mode}"] = summarize(read_rows(path))
-    for summaries in out.values():
-        add_efficiency_f1(summaries, "base standard", "base no_think")
+    out = {}
+    for benchmark, results in read_eval_dir(Path(eval_dir)).items():
+        out[benchmark] = {key: summarize(rows) for key, rows in results.items()}
+        add_efficiency_f1(out[benchmark], f"{BASE_RUN} standard", f"{BASE_RUN} no_think")
     return out
+
+
+def read_eval_dir(eval_dir: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """{benchmark: {"<run> <mode>": rows}}, runs in order base, stage1, stage2, ..., others; modes in MODE_ORDER."""
+    results: dict[str, dict[str, list]] = {}
+    for run_dir in sorted((d for d in eval_dir.iterdir() if d.is_dir()), key=lambda d: run_order(d.name)):
+        for bench_dir in sorted(d for d in run_dir.iterdir() if d.is_dir()):
+            for path in sorted(bench_dir.glob("*.jsonl"), key=lambda p: mode_order(p.stem)):
+                rows = read_rows(path)
+                if not rows:
+                    logger.warning("%s holds no samples; left out of the report", path)
+                    continue
+                results.setdefault(bench_dir.name, {})[f"{run_dir.name} {path.stem}"] = rows
+    return results
+
+
+def run_order(run: str) -> tuple:
+    stage = re.fullmatch(r"stage(\d+)", run)
+    if run == BASE_RUN:
+        return (0, 0, "")
+    return (1, int(stage.group(1)), "") if stage else (2, 0, run)
+
+
+def mode_order(mode: str) -> tuple:
+    return (MODE_ORDER.index(mode), "") if mode in MODE_ORDER else (len(MODE_ORDER), mode)
 
 
 def sample_row(record: dict, sample: int, prompt_mode: str, text: str, num_tokens: int, finished: bool,

@@ -11,7 +11,6 @@ backend switch and no pyplot state, so reports can be drawn inside a host proces
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -23,14 +22,20 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from autothink_lite.evaluation import add_efficiency_f1, format_level_table, format_table, read_rows, summarize
+from autothink_lite.evaluation import (
+    BASE_RUN,
+    add_efficiency_f1,
+    format_level_table,
+    format_table,
+    read_eval_dir,
+    read_rows,
+    summarize,
+)
 
 logger = logging.getLogger(__name__)
 
-BASE_RUN = "base"
 BASELINE_STANDARD = "base standard"  # E-F1's reference runs: the same model, standard and no-think prompts
 BASELINE_NO_THINK = "base no_think"
-MODE_ORDER = ("standard", "no_think", "auto")
 THINK_COLOR, NO_THINK_COLOR = "tab:red", "tab:blue"
 BASELINE_STYLE = {  # marker, colour, size of the two reference runs in the accuracy-vs-tokens plot
     "standard": ("*", "black", 260),
@@ -101,31 +106,6 @@ def eval_dir_of(directory: Path) -> Path:
     return directory / "eval" if (directory / "eval").is_dir() else directory
 
 
-def read_eval_dir(eval_dir: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """{benchmark: {"<run> <mode>": rows}}, runs in order base, stage1, stage2, ..., others; modes in MODE_ORDER."""
-    results: dict[str, dict[str, list]] = {}
-    for run_dir in sorted((d for d in eval_dir.iterdir() if d.is_dir()), key=lambda d: run_order(d.name)):
-        for bench_dir in sorted(d for d in run_dir.iterdir() if d.is_dir()):
-            for path in sorted(bench_dir.glob("*.jsonl"), key=lambda p: mode_order(p.stem)):
-                rows = read_rows(path)
-                if not rows:
-                    logger.warning("%s holds no samples; left out of the report", path)
-                    continue
-                results.setdefault(bench_dir.name, {})[f"{run_dir.name} {path.stem}"] = rows
-    return results
-
-
-def run_order(run: str) -> tuple:
-    stage = re.fullmatch(r"stage(\d+)", run)
-    if run == BASE_RUN:
-        return (0, 0, "")
-    return (1, int(stage.group(1)), "") if stage else (2, 0, run)
-
-
-def mode_order(mode: str) -> tuple:
-    return (MODE_ORDER.index(mode), "") if mode in MODE_ORDER else (len(MODE_ORDER), mode)
-
-
 def split_key(key: str) -> tuple[str, str, str]:
     """"runA/stage3 auto" -> ("runA", "stage3", "auto"); "base standard" -> ("", "base", "standard")."""
     head, _, mode = key.rpartition(" ")
@@ -143,18 +123,8 @@ def read_training(directory: Path) -> dict[int, list[dict[str, float]]]:
     for path in directory.glob("stage*/metrics.jsonl"):
         match = re.fullmatch(r"stage(\d+)", path.parent.name)
         if match:
-            stages[int(match.group(1))] = _read_jsonl(path)
+            stages[int(match.group(1))] = read_rows(path)
     return dict(sorted((stage, rows) for stage, rows in stages.items() if rows))
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            logger.warning("%s: skipping a partly written line", path)
-    return rows
 
 
 # --------------------------------------------------------------------------------------------- plots

@@ -37,6 +37,7 @@ from trl import GRPOConfig, GRPOTrainer
 from autothink_lite import trl_compat
 from autothink_lite.config import GRPOSettings, Recipe, RecipeError
 from autothink_lite.data import decode_answer, load_problems, prompt_rows
+from autothink_lite.evaluation import read_rows
 from autothink_lite.grading import is_correct, is_degenerate
 from autothink_lite.prompts import detect_mode
 from autothink_lite.rewards import ShapedBatch, StageShaping, naive_reward, stage_rewards
@@ -373,10 +374,7 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
 
 
 def read_metrics(recipe: Recipe, stage: int) -> list[dict[str, float]]:
-    path = stage_dir(recipe, stage) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_rows(stage_dir(recipe, stage) / "metrics.jsonl")
 
 
 def stage_summary(rows: list[dict[str, float]]) -> dict[str, float]:
