@@ -1,4 +1,4 @@
-"""`autothink` command line: build-mini, train, run, fit, eval, report, card, push."""
+"""`autothink` command line: build-mini, train, run, fit, eval, report, card, push, app."""
 
 from __future__ import annotations
 
@@ -179,10 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", required=True, help="user/name on the Hub")
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.set_defaults(func=cmd_push)
+
+    sub.add_parser("app", help="the Gradio app (same options as python app.py; see autothink app --help)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["app"]:  # the app has its own options (python app.py --help)
+        from autothink_lite.app_ui import main as app_main
+
+        app_main(argv[1:])
+        return
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -213,9 +213,20 @@ def _load_unsloth(cfg: ModelConfig, path: str, *, for_training: bool, max_seq_le
 
 
 def load_tokenizer(path: str, *, revision: str | None = None) -> Any:
-    from transformers import AutoTokenizer
+    """The tokenizer exactly as its tokenizer.json describes it.
 
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+    Not AutoTokenizer: in transformers 5.x it rebuilds a tokenizer from the class the config names and
+    replaces tokenizer.json's pre-tokenizer with that class's own. That breaks the miniature (a qwen2 config
+    over a custom BPE) and, upstream, DeepSeek-R1-Distill checkpoints (LlamaTokenizerFast over byte-level BPE;
+    transformers issues #45488, #45920, #48206). The generic fast tokenizer loads tokenizer.json verbatim;
+    AutoTokenizer remains for checkpoints without one.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    try:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(path, revision=revision)
+    except (OSError, ValueError, TypeError):
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
     _set_padding(tokenizer)
     return tokenizer
 
