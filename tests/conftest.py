@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# The miniature is far too small to gain from several threads; with 2 cores shared with test subprocesses
+# (torchrun, the killed-and-resumed training run) more threads only contend. Set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

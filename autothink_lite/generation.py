@@ -1,0 +1,185 @@
+"""The one generation function of the project: rendered prompt strings in, completions out (HF transformers).
+
+Training checks, evaluation and the app all call `generate` (or `stream` for one prompt, token by token).
+Prompts are rendered by `prompts.render_prompt`, whose text already holds the BOS token, so they are encoded
+with `add_special_tokens=False`. Prompts are sorted by length so each batch pads little, padded on the left
+(generation appends on the right), and results come back in the caller's order.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import torch
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled completion: the text after the prompt (special tokens such as EOS removed)."""
+
+    text: str
+    num_tokens: int  # generated tokens, the closing EOS included
+    finished: bool  # False when cut off by max_new_tokens
+
+
+def generation_config(
+    tokenizer: Any,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    do_sample: bool,
+    eos_token_id: int | list[int] | None = None,
+) -> GenerationConfig:
+    if do_sample and temperature <= 0:
+        raise ValueError(f"temperature={temperature}: sampling needs a temperature > 0 (or set do_sample=False)")
+    sampling = {"temperature": temperature, "top_p": top_p, "top_k": 0} if do_sample else {}
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        eos_token_id=eos_token_id if eos_token_id is not None else tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        **sampling,
+    )
+
+
+def _eos_ids(config: GenerationConfig) -> set[int]:
+    eos = config.eos_token_id
+    return set(eos) if isinstance(eos, (list, tuple)) else {eos}
+
+
+@torch.inference_mode()
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    num_samples: int = 1,
+    max_new_tokens: int = 512,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    do_sample: bool = True,
+    seed: int | None = 0,
+    batch_size: int = 64,
+    eos_token_id: int | list[int] | None = None,
+) -> list[list[Completion]]:
+    """`num_samples` completions for each rendered prompt: result[i][j] is sample j of prompts[i].
+
+    Sampling (temperature, top_p; the paper's 0.6 / 0.95) or greedy with `do_sample=False`. `seed` makes
+    the samples reproducible without touching the caller's global RNG state.
+    """
+    if num_samples < 1 or batch_size < 1 or max_new_tokens < 1:
+        raise ValueError("num_samples, batch_size and max_new_tokens must be >= 1")
+    config = generation_config(
+        tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+        do_sample=do_sample, eos_token_id=eos_token_id,
+    )
+    eos_ids = _eos_ids(config)
+    encoded = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    jobs = [i for i in range(len(encoded)) for _ in range(num_samples)]
+    order = sorted(range(len(jobs)), key=lambda k: len(encoded[jobs[k]]))
+    outputs: list[Completion | None] = [None] * len(jobs)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
+                input_ids, attention_mask = _left_pad([encoded[jobs[k]] for k in batch], config.pad_token_id)
+                sequences = model.generate(
+                    input_ids=input_ids.to(model.device),
+                    attention_mask=attention_mask.to(model.device),
+                    generation_config=config,
+                )
+                for k, row in zip(batch, sequences[:, input_ids.shape[1]:].tolist()):
+                    outputs[k] = _completion(tokenizer, row, eos_ids)
+    finally:
+        model.train(was_training)
+    grouped: list[list[Completion]] = [[] for _ in prompts]
+    for k, prompt_index in enumerate(jobs):
+        grouped[prompt_index].append(outputs[k])
+    return grouped
+
+
+def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        input_ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        attention_mask[i, width - len(r):] = 1
+    return input_ids, attention_mask
+
+
+def _completion(tokenizer: Any, row: list[int], eos_ids: set[int]) -> Completion:
+    # A finished row is padded after its EOS; an unfinished one ran to the end of the generated block.
+    end = next((i + 1 for i, t in enumerate(row) if t in eos_ids), None)
+    tokens = row if end is None else row[:end]
+    return Completion(tokenizer.decode(tokens, skip_special_tokens=True), len(tokens), end is not None)
+
+
+def stream(
+    model: Any,
+    tokenizer: Any,
+    prompt: str,
+    *,
+    max_new_tokens: int = 512,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    do_sample: bool = True,
+    seed: int | None = None,
+    eos_token_id: int | list[int] | None = None,
+) -> Iterator[str]:
+    """Yield the completion of one rendered prompt piece by piece as it is generated (for the app).
+
+    Closing the iterator early (a Stop button, a closed browser tab) stops the generation thread at its next
+    token and waits for it, so no model work outlives the consumer.
+    """
+    config = generation_config(
+        tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+        do_sample=do_sample, eos_token_id=eos_token_id,
+    )
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    input_ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
+
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                if seed is not None:
+                    torch.manual_seed(seed)
+                model.generate(
+                    input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                    generation_config=config, streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
+                )
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread below
+            failure.append(error)
+            streamer.end()  # unblock the consumer
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield from streamer
+    finally:
+        stop.set()
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
+class _StopOnEvent(StoppingCriteria):
+    """Ends generation once `event` is set (checked after every generated token)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
