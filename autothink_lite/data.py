@@ -146,7 +146,7 @@ def _miniature_rows(split: str) -> list[dict]:
     from autothink_lite.miniature import task
 
     if split == "train":
-        return [dict(r) for level in task.LEVELS for r in task.train_split(level)]
+        return task.training_mix()
     if split in ("eval", "test"):
         return [dict(r) for r in task.eval_split()]
     raise DataError(f"mini: unknown split {split!r}; the miniature task has 'train' and 'eval'")

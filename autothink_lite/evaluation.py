@@ -44,6 +44,7 @@ def evaluate_mode(
     """Rows of (problem, sample) in `prompt_mode`, resuming from what `out_file` already holds."""
     from autothink_lite.generation import generate
 
+    drop_partial_last_line(out_file)
     rows = read_rows(out_file)
     done = {(r["id"], r["sample"]) for r in rows}
     todo = [r for r in records if any((r["id"], s) not in done for s in range(settings.samples))]
@@ -166,6 +167,16 @@ def sample_row(record: dict, sample: int, prompt_mode: str, text: str, num_token
         "correct": is_correct(text, record["answer"], prompt_mode),
         "completion": text,
     }
+
+
+def drop_partial_last_line(path: Path) -> None:
+    """A kill mid-write leaves a last line without its newline; cut it, or the next append would join it."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        logger.warning("%s: dropping a partly written last line (that sample is redone)", path)
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ from trl import GRPOConfig, GRPOTrainer
 from autothink_lite import trl_compat
 from autothink_lite.config import GRPOSettings, Recipe, RecipeError
 from autothink_lite.data import decode_answer, load_problems, prompt_rows
-from autothink_lite.evaluation import read_rows
+from autothink_lite.evaluation import drop_partial_last_line, read_rows
 from autothink_lite.grading import is_correct, is_degenerate
 from autothink_lite.prompts import detect_mode
 from autothink_lite.rewards import ShapedBatch, StageShaping, naive_reward, stage_rewards
@@ -145,6 +145,7 @@ class MetricsFileCallback(TrainerCallback):
     def __init__(self, stage_dir: Path) -> None:
         self.jsonl = stage_dir / "metrics.jsonl"
         self.csv = stage_dir / "metrics.csv"
+        drop_partial_last_line(self.jsonl)  # a kill mid-write on the run this one resumes
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -152,7 +153,7 @@ class MetricsFileCallback(TrainerCallback):
         row = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
         with self.jsonl.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        rows = [json.loads(line) for line in self.jsonl.read_text().splitlines()]
+        rows = read_rows(self.jsonl)
         keys = list(dict.fromkeys(k for r in rows for k in r))
         with self.csv.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=keys)

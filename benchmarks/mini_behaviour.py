@@ -17,11 +17,9 @@ import logging
 import time
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
-
 from autothink_lite.miniature import default_model_path, task
 from autothink_lite.miniature.build import behaviour_table, measure_behaviour
+from autothink_lite.modeling import load_for_inference
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -40,10 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     path = args.model or default_model_path()
-    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                      bnb_4bit_compute_dtype=torch.float32) if args.four_bit else None
-    model = AutoModelForCausalLM.from_pretrained(path, device_map="cpu", quantization_config=quantization)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    model, tokenizer = load_for_inference(str(path), [], load_in_4bit=args.four_bit, dtype="float32")
     records = task.eval_split(args.per_level)
     started = time.monotonic()
     behaviour = measure_behaviour(

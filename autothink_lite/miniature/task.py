@@ -33,6 +33,7 @@ from autothink_lite.prompts import check_prompt_mode
 LEVELS = (1, 2, 3, 4, 5)
 EVAL_SEED = 20250516  # fixed: the benchmark is the same whatever seed a model is built with
 EVAL_PER_LEVEL = 40
+TRAIN_PER_LEVEL = 1000
 MAX_RECHECKS = 2
 THINK_OPENER = "Okay, digit by digit:"
 RECHECK_PHRASES = ("Wait, let me verify.", "Wait, let me double-check.", "Hmm, let me check that again.")
@@ -90,8 +91,32 @@ def _split(level: int, n_eval: int) -> tuple[tuple[Record, ...], tuple[Record, .
 
 
 def eval_split(n_per_level: int = EVAL_PER_LEVEL, levels: Iterable[int] = LEVELS) -> list[Record]:
-    """The held-out benchmark: `n_per_level` problems per level (at most half a level's pool), fixed."""
-    return [dict(r) for level in levels for r in _split(check_level(level), n_per_level)[0]]
+    """The held-out benchmark: `n_per_level` problems per level (at most half a level's pool), fixed.
+
+    Levels take turns (1, 2, 3, 4, 5, 1, ...), so the first N problems (`--limit N`) cover every level."""
+    return _interleave([[dict(r) for r in _split(check_level(level), n_per_level)[0]] for level in levels])
+
+
+def training_mix(n_per_level: int = TRAIN_PER_LEVEL, seed: int = 0) -> list[Record]:
+    """The RL training set: the same number of problems from every level, levels taking turns.
+
+    The train pools differ by two orders of magnitude (60 level-1 sums, ~7000 level-5 products); drawn as
+    they are, rollouts would almost never show an easy problem, and the policy could not learn to skip
+    thinking on easy ones. Small pools repeat (shuffled, seeded) to fill their share."""
+    rng = random.Random(seed)
+    per_level = []
+    for level in LEVELS:
+        pool = train_split(level)
+        rng.shuffle(pool)
+        per_level.append([dict(pool[i % len(pool)]) for i in range(n_per_level)])
+    return _interleave(per_level)
+
+
+def _interleave(groups: list[list[Record]]) -> list[Record]:
+    out = []
+    for i in range(max(len(g) for g in groups)):
+        out.extend(g[i] for g in groups if i < len(g))
+    return out
 
 
 def train_split(level: int, n_eval_per_level: int = EVAL_PER_LEVEL) -> list[Record]:
