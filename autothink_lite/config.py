@@ -203,7 +203,8 @@ def _build_stages(raw: Any, source: str) -> dict[int, StageConfig]:
         if str(key) not in ("1", "2", "3"):
             raise RecipeError(f"{source}: stages.{key}: AutoThink has stages 1, 2 and 3; rename or remove it")
         stage = _build(StageConfig, body or {}, source, f"stages.{key}.")
-        _build(GRPOSettings, stage.grpo, source, f"stages.{key}.grpo.")  # checks names and types of the overrides
+        checked = _build(GRPOSettings, stage.grpo, source, f"stages.{key}.grpo.")  # names and types of overrides
+        stage.grpo = {name: getattr(checked, name) for name in stage.grpo}  # the converted values (3e-5 -> float)
         stages[int(key)] = stage
     return dict(sorted(stages.items()))
 

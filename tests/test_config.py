@@ -84,8 +84,10 @@ def test_broken_yaml_and_missing_file_get_clear_errors(tmp_path):
 
 def test_command_line_overrides_are_validated_like_the_file(tmp_path):
     path = _write(tmp_path, _minimal())
-    recipe = load_recipe(path, ["grpo.learning_rate=3e-5", "stages.2.grpo.max_steps=4", "eval.modes=[auto, standard]"])
+    recipe = load_recipe(path, ["grpo.learning_rate=3e-5", "stages.2.grpo.max_steps=4", "eval.modes=[auto, standard]",
+                                "stages.3.grpo.learning_rate=2e-4"])
     assert recipe.grpo.learning_rate == 3e-5 and recipe.stage_grpo(2).max_steps == 4
+    assert recipe.stage_grpo(3).learning_rate == 2e-4, "a stage override written 2e-4 (a string to YAML) is a float"
     assert recipe.eval.modes == ["auto", "standard"]
     with pytest.raises(RecipeError, match="KEY=VALUE"):
         load_recipe(path, ["grpo.learning_rate"])
