@@ -85,16 +85,31 @@ def evaluate_model(
 ) -> str:
     """Evaluate a base (+ adapters) on benchmarks x modes into `out_dir/<label>/<benchmark>/<mode>.jsonl`."""
     from autothink_lite.data import load_benchmark
-    from autothink_lite.modeling import load_for_inference
 
     label = label or run_label(adapters)
-    model, tokenizer = load_for_inference(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
+    model, tokenizer = load_model_for_eval(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
     for benchmark in benchmarks:
         records = load_benchmark(benchmark, limit=limit)
         for mode in modes:
             evaluate_mode(model, tokenizer, records, mode, settings,
                           out_dir / label / benchmark_slug(benchmark) / f"{mode}.jsonl")
     return label
+
+
+def load_model_for_eval(model_name: str, adapters: list[str], *, load_in_4bit: bool, dtype: str) -> tuple[Any, Any]:
+    """vLLM when it is installed and a GPU is present (one adapter at most), else transformers + peft."""
+    from autothink_lite.generation import VLLMEngine, vllm_available
+    from autothink_lite.modeling import load_for_inference, load_tokenizer, resolve_model_path
+
+    if not (vllm_available() and len(adapters) <= 1):
+        return load_for_inference(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
+    from autothink_lite.hub import pull_adapter
+
+    adapter = pull_adapter(adapters[0]) if adapters else None
+    rank = json.loads((Path(adapter) / "adapter_config.json").read_text())["r"] if adapter else 64
+    path = resolve_model_path(model_name)
+    logger.info("generating with vLLM%s", f" + LoRA {adapter}" if adapter else "")
+    return VLLMEngine(path, adapter, lora_rank=rank, load_in_4bit=load_in_4bit), load_tokenizer(path)
 
 
 def run_label(adapters: list[str]) -> str:
