@@ -110,12 +110,14 @@ class StageConfig:
     length_alpha: float = _field(0.0, "length shaping of correct samples (paper stage 3: 0.05); 0 disables")
     length_beta: float = _field(0.0, "length shaping of wrong samples (paper stage 3: 0.05); 0 disables")
     degenerate_penalty: bool = _field(True, "reward -2 for wrong outputs that repeat an n-gram or hold a giant token")
+    length_cap: int | None = _field(None, "baseline instead of AutoThink: reward 1 for a correct answer within this "
+                                          "many tokens, else 0 (ThinkPrune-style; use with the standard prompt)")
     grpo: dict = _field({}, "GRPO settings that differ from the recipe's `grpo:` in this stage")
 
     @property
     def shaping(self) -> StageShaping:
         return StageShaping(gamma=self.gamma, slope=self.slope, alpha=self.length_alpha, beta=self.length_beta,
-                            degenerate_penalty=self.degenerate_penalty)
+                            degenerate_penalty=self.degenerate_penalty, length_cap=self.length_cap)
 
 
 @dataclass
@@ -262,9 +264,13 @@ def _check_value(value: Any, hint: Any, metadata: Any, source: str, where: str) 
 
 def _check_combinations(recipe: Recipe) -> None:
     src = recipe.source
-    for stage_id in recipe.stages:
+    for stage_id, stage in recipe.stages.items():
         g = recipe.stage_grpo(stage_id)
         where = f"{src}: stage {stage_id}"
+        if stage.length_cap is not None and (stage.length_cap < 1 or stage.shaping.balances
+                                             or stage.shaping.shapes_length):
+            raise RecipeError(f"{where}: length_cap replaces AutoThink's rewards: give a positive cap and leave "
+                              "gamma (1.0) and length_alpha / length_beta (0) at their defaults")
         if g.num_generations < 2:
             raise RecipeError(f"{where}: grpo.num_generations={g.num_generations}: GRPO compares samples of one prompt; use 2 or more (paper: 8)")
         completions = g.prompts_per_step * g.num_generations

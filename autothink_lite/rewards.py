@@ -23,6 +23,11 @@ def naive_reward(think: bool, correct: bool) -> float:
     return 2.0 if correct else -1.0
 
 
+def length_cap_reward(correct: bool, length: int, cap: int) -> float:
+    """The length-cap baseline (ThinkPrune-style): 1 for a correct answer within `cap` tokens, else 0."""
+    return 1.0 if correct and length <= cap else 0.0
+
+
 def degenerate_penalty(rewards: Sequence[float], degenerate_flags: Sequence[bool]) -> list[float]:
     """The authors' extra rule: a negative reward on a degenerate output (grading.is_degenerate) becomes -2."""
     _same_length(rewards=rewards, degenerate_flags=degenerate_flags)
@@ -107,6 +112,7 @@ class StageShaping:
     alpha: float = 0.0  # length shaping of correct samples; 0 with beta 0 disables it (stages 1 and 2)
     beta: float = 0.0  # length shaping of wrong samples
     degenerate_penalty: bool = True
+    length_cap: int | None = None  # set: the length-cap baseline's reward replaces AutoThink's
 
     @property
     def balances(self) -> bool:
@@ -142,6 +148,9 @@ def stage_rewards(
 ) -> ShapedBatch:
     """All of one stage's reward shaping over a gathered rollout batch, in the authors' order."""
     naive = [naive_reward(t, c) for t, c in zip(think_flags, correct_flags)]
+    if shaping.length_cap is not None:
+        capped = [length_cap_reward(c, n, shaping.length_cap) for c, n in zip(correct_flags, lengths)]
+        return ShapedBatch(rewards=capped, naive=naive, balance_weight=0.0, balanced_mode=None)
     rewards = list(naive)
     if shaping.degenerate_penalty and degenerate_flags is not None:
         rewards = degenerate_penalty(rewards, degenerate_flags)

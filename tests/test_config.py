@@ -127,3 +127,15 @@ def test_a_stage_too_big_for_the_card_stops_with_a_setting_to_change(tmp_path):
                           "stages.3.grpo.micro_batch_size=4"])
     with pytest.raises(FitError, match="micro_batch_size|max_completion_length|gradient_checkpointing"):
         check_stage_fits(recipe, 3)
+
+
+def test_the_length_cap_baseline_recipe_loads_with_the_standard_prompt():
+    recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "baselines" / "mini-length-cap.yaml")
+    assert recipe.data.prompt_mode == "standard" and recipe.stages[1].shaping.length_cap == 64
+    mini = load_recipe(Path(__file__).parents[1] / "recipes" / "mini.yaml")
+    assert recipe.stage_grpo(1).max_steps == sum(mini.stage_grpo(s).max_steps for s in mini.stages), "same budget"
+
+
+def test_a_length_cap_mixed_with_autothink_shaping_is_refused(tmp_path):
+    with pytest.raises(RecipeError, match="length_cap replaces AutoThink's rewards"):
+        load_recipe(_write(tmp_path, _minimal(stages={1: {"gamma": 0.5, "length_cap": 64}})))

@@ -11,6 +11,7 @@ from autothink_lite.rewards import (
     balance_weight,
     batch_balance,
     degenerate_penalty,
+    length_cap_reward,
     length_shaping,
     naive_reward,
     stage_rewards,
@@ -173,3 +174,14 @@ def test_efficiency_f1_is_zero_when_accuracy_or_tokens_get_worse():
 def test_efficiency_f1_accepts_fractions_as_well_as_percentages():
     assert efficiency_f1(0.517, 5108, 0.486, 10633, 0.375, 2528) == pytest.approx(
         efficiency_f1(51.7, 5108, 48.6, 10633, 37.5, 2528))
+
+
+@pytest.mark.parametrize("correct, length, reward", [(True, 64, 1.0), (True, 65, 0.0), (False, 10, 0.0)])
+def test_length_cap_reward_pays_only_correct_answers_within_the_cap(correct, length, reward):
+    assert length_cap_reward(correct, length, cap=64) == reward
+
+
+def test_a_length_cap_stage_replaces_autothinks_rewards():
+    shaped = stage_rewards(StageShaping(gamma=1.0, length_cap=50), [True, True, False], [True, True, False],
+                           [40, 80, 5], [0, 0, 0])
+    assert shaped.rewards == [1.0, 0.0, 0.0] and shaped.naive == [1.0, 1.0, -1.0]
