@@ -28,11 +28,11 @@ from typing import Any, Sequence
 import torch
 from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
+from autothink_lite.evaluation import sample_row
 from autothink_lite.generation import generate
-from autothink_lite.grading import is_correct
 from autothink_lite.miniature import task
 from autothink_lite.miniature.tokenizer import build_tokenizer
-from autothink_lite.prompts import PROMPT_MODES, detect_mode, extract_answer, render_prompt, split_completion
+from autothink_lite.prompts import PROMPT_MODES, render_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -228,25 +228,17 @@ def measure_behaviour(
     thinking_tokens (mean tokens before `</think>` of standard-prompt samples that think) and
     working_tokens (tokens of the plain working, no re-checks, of the same problems).
     """
-    rows = []  # one per sample
+    working_tokens = [len(tokenizer(task.working(r), add_special_tokens=False)["input_ids"]) for r in records]
+    rows = []  # one per sample: evaluation's row, plus the tokens of the problem's plain working
     for mode in PROMPT_MODES:
         prompts = [render_prompt(tokenizer, r["problem"], mode) for r in records]
         outputs = generate(model, tokenizer, prompts, num_samples=num_samples, max_new_tokens=max_new_tokens,
                            temperature=temperature, top_p=top_p, do_sample=do_sample, seed=seed,
                            batch_size=batch_size)
-        for record, samples in zip(records, outputs):
-            for sample in samples:
-                reasoning, _ = split_completion(sample.text, mode)
-                rows.append({
-                    "level": record["level"],
-                    "prompt_mode": mode,
-                    "mode": detect_mode(sample.text, mode),
-                    "correct": is_correct(sample.text, record["answer"], mode),
-                    "format_ok": extract_answer(sample.text, mode) is not None,
-                    "tokens": sample.num_tokens,
-                    "thinking_tokens": len(tokenizer(reasoning, add_special_tokens=False)["input_ids"]),
-                    "working_tokens": len(tokenizer(task.working(record), add_special_tokens=False)["input_ids"]),
-                })
+        for record, working, samples in zip(records, working_tokens, outputs):
+            for i, sample in enumerate(samples):
+                row = sample_row(record, i, mode, sample.text, sample.num_tokens, sample.finished, tokenizer)
+                rows.append({**row, "format_ok": row["answer"] is not None, "working_tokens": working})
 
     def summary(selected: list[dict]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -260,7 +252,7 @@ def measure_behaviour(
         out["accuracy_auto_think"] = _mean([r["correct"] for r in auto if r["mode"] == "think"])
         out["accuracy_auto_no_think"] = _mean([r["correct"] for r in auto if r["mode"] == "no_think"])
         thinking = [r for r in selected if r["prompt_mode"] == "standard" and r["mode"] == "think"]
-        out["thinking_tokens"] = _mean([r["thinking_tokens"] for r in thinking])
+        out["thinking_tokens"] = _mean([r["reasoning_tokens"] for r in thinking])
         out["working_tokens"] = _mean([r["working_tokens"] for r in thinking])
         out["format_ok"] = _mean([r["format_ok"] for r in selected])
         out["samples"] = len(selected)
