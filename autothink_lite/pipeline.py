@@ -34,9 +34,7 @@ def run(recipe: Recipe, stages: list[int] | None = None, *, overwrite: bool = Fa
 
 def evaluate_run(recipe: Recipe) -> dict[str, Any]:
     """Evaluate the base (standard, no-think, auto) and each finished stage (the recipe's eval modes)."""
-    settings = EvalSettings(samples=recipe.eval.samples, max_new_tokens=recipe.eval.max_new_tokens,
-                            temperature=recipe.eval.temperature, top_p=recipe.eval.top_p,
-                            batch_size=recipe.eval.batch_size, seed=recipe.grpo.seed)
+    settings = eval_settings(recipe)
     eval_dir = Path(recipe.output_dir) / "eval"
     runs: list[tuple[list[str], list[str]]] = [([], list(BASE_MODES))]
     for stage in recipe.stages:
@@ -47,6 +45,13 @@ def evaluate_run(recipe: Recipe) -> dict[str, Any]:
         evaluate_model(recipe.model.name_or_path, adapters, recipe.eval.benchmarks, modes, settings, eval_dir,
                        load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype, limit=recipe.eval.limit)
     return {"benchmarks": summarize_dir(eval_dir)}
+
+
+def eval_settings(recipe: Recipe) -> EvalSettings:
+    """The recipe's evaluation settings; sampling is seeded with the training seed, so a seed names a whole run."""
+    return EvalSettings(samples=recipe.eval.samples, max_new_tokens=recipe.eval.max_new_tokens,
+                        temperature=recipe.eval.temperature, top_p=recipe.eval.top_p,
+                        batch_size=recipe.eval.batch_size, seed=recipe.grpo.seed)
 
 
 def write_summary(recipe: Recipe, summary: dict[str, Any]) -> Path:

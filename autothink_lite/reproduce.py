@@ -1,0 +1,278 @@
+"""The paper's comparison in miniature: AutoThink against the prompt baselines and a length-cap baseline.
+
+`python benchmarks/reproduce_mini.py` (the command-line front end) runs, for each seed and from scratch:
+  * `autothink` job: `pipeline.run` on recipes/mini.yaml: the base under the standard, no-think and ellipsis
+    prompts, AutoThink stages 1-3, and every stage under the ellipsis prompt;
+  * `length-cap` job: recipes/baselines/mini-length-cap.yaml (ThinkPrune-style, the same GRPO budget, the
+    standard prompt) and its adapter under the standard prompt.
+Jobs run as child processes (`--job`), several at once with the CPU cores split between them, and are
+resumable like everything else: a rerun skips finished stages and finished evaluation samples.
+
+Then `aggregate` averages every row over the seeds (mean and sample standard deviation), `check_targets`
+holds the final stage against the issue's targets, and `write_results` writes results.md / results.json and
+two plots (think-rate by level per stage; accuracy against tokens) to the output folder.
+
+Layout: OUT/seed{S}/autothink/ (a run folder of `autothink run`), OUT/seed{S}/length-cap/ (the baseline's run
+folder, its evaluation in eval/length-cap/), OUT/logs/<job>.log, OUT/results.{md,json}, OUT/*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autothink_lite.evaluation import BASE_RUN, add_efficiency_f1, format_level_table, read_rows, summarize_dir
+from autothink_lite.report import BASELINE_NO_THINK, BASELINE_STANDARD, plot_accuracy_vs_tokens, plot_think_rate_by_level
+
+logger = logging.getLogger(__name__)
+
+BENCHMARK = "mini"
+AUTOTHINK, LENGTH_CAP = "autothink", "length-cap"
+FINAL = "stage3 auto"
+LENGTH_CAP_ROW = f"{LENGTH_CAP} standard"
+ROWS = {  # result key -> what it is, in table order
+    BASELINE_STANDARD: "base, standard prompt (always thinks)",
+    BASELINE_NO_THINK: "base, no-think prompt",
+    f"{BASE_RUN} auto": "base, ellipsis prompt",
+    "stage1 auto": "AutoThink stage 1",
+    "stage2 auto": "AutoThink stage 2",
+    FINAL: "AutoThink stage 3",
+    LENGTH_CAP_ROW: "length-cap baseline",
+}
+STAT_KEYS = ("accuracy", "tokens", "think_rate", "e_f1")
+
+
+class ReproduceError(RuntimeError):
+    """A job failed or left no results; names the job and its log."""
+
+
+@dataclass
+class Job:
+    method: str  # AUTOTHINK or LENGTH_CAP
+    seed: int
+    argv: list[str]
+    log: Path
+    seconds: float = 0.0
+    returncode: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-seed{self.seed}"
+
+
+def run_dir(out: Path, seed: int, method: str) -> Path:
+    return Path(out) / f"seed{seed}" / method
+
+
+# ------------------------------------------------------------------------------------------- one job
+
+
+def run_job(method: str, recipe_path: str, out: Path, seed: int, overrides: list[str]) -> None:
+    """One (method, seed): train from scratch (or resume) and evaluate; runs inside a child process."""
+    from autothink_lite.config import load_recipe
+    from autothink_lite.evaluation import evaluate_model
+    from autothink_lite.pipeline import eval_settings, run
+    from autothink_lite.training import final_adapter, train
+
+    folder = run_dir(out, seed, method)
+    recipe = load_recipe(recipe_path, [*overrides, f"grpo.seed={seed}", f"output_dir={folder}"])
+    if method == AUTOTHINK:
+        run(recipe)
+        return
+    train(recipe)
+    adapter = final_adapter(recipe, max(recipe.stages))
+    if adapter is None:
+        raise ReproduceError(f"{folder}: the baseline's training left no final adapter")
+    evaluate_model(recipe.model.name_or_path, [str(adapter)], recipe.eval.benchmarks, ["standard"],
+                   eval_settings(recipe), folder / "eval", label=LENGTH_CAP,
+                   load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype, limit=recipe.eval.limit)
+
+
+def plan_jobs(script: Path, out: Path, seeds: list[int], recipes: dict[str, str],
+              overrides: dict[str, list[str]]) -> list[Job]:
+    """One job per (method, seed); `recipes` and `overrides` are keyed by method. AutoThink jobs first: they
+    are the longest, so the workers finish closest together (longest first)."""
+    jobs = []
+    for method in (AUTOTHINK, LENGTH_CAP):
+        for seed in seeds:
+            argv = [sys.executable, str(script), "--job", method, "--seed", str(seed), "--out", str(out),
+                    "--recipe" if method == AUTOTHINK else "--baseline", recipes[method]]
+            for item in overrides.get(method, []):
+                argv += ["--set", item]
+            jobs.append(Job(method, seed, argv, Path(out) / "logs" / f"{method}-seed{seed}.log"))
+    return jobs
+
+
+def run_jobs(jobs: list[Job], workers: int) -> None:
+    """Run the jobs as child processes, `workers` at a time, each with an equal share of the CPU cores."""
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+
+    def one(job: Job) -> Job:
+        job.log.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        logger.info("%s: started (log %s)", job.name, job.log)
+        with job.log.open("a") as log:
+            job.returncode = subprocess.call(job.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        job.seconds = time.monotonic() - started
+        logger.info("%s: %s after %.0f s", job.name, "done" if job.returncode == 0 else "FAILED", job.seconds)
+        return job
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(one, jobs))
+    failed = [j for j in jobs if j.returncode != 0]
+    if failed:
+        raise ReproduceError("; ".join(f"{j.name} exited with {j.returncode}: see {j.log}" for j in failed)
+                             + ". Fix the cause and rerun the same command: finished work is kept")
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+def seed_results(out: Path, seed: int) -> dict[str, dict[str, Any]]:
+    """{row key: summary} of one seed: the AutoThink run's evaluations plus the baseline's, with E-F1 of
+    every row against this seed's base standard / no-think runs."""
+    summaries: dict[str, dict[str, Any]] = {}
+    for method in (AUTOTHINK, LENGTH_CAP):
+        eval_dir = run_dir(out, seed, method) / "eval"
+        if eval_dir.is_dir():
+            summaries.update(summarize_dir(eval_dir).get(BENCHMARK, {}))
+    missing = [key for key in ROWS if key not in summaries]
+    if missing:
+        raise ReproduceError(f"seed {seed}: no results for {', '.join(missing)} under {Path(out) / f'seed{seed}'}; "
+                             "rerun the command to finish the missing jobs")
+    rows = {key: summaries[key] for key in ROWS}
+    add_efficiency_f1(rows, BASELINE_STANDARD, BASELINE_NO_THINK)
+    return rows
+
+
+def stage1_think_rates(out: Path, seed: int) -> list[float]:
+    """Think-rate of every logged stage-1 training step (the 'both modes stay alive' target)."""
+    rows = read_rows(run_dir(out, seed, AUTOTHINK) / "stage1" / "metrics.jsonl")
+    return [row["autothink/think_rate"] for row in rows if "autothink/think_rate" in row]
+
+
+def mean_sd(values: list[float]) -> dict[str, float]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": math.nan, "sd": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+    return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "min": min(values), "max": max(values), "n": len(values)}
+
+
+def aggregate(per_seed: dict[int, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """{row key: {stat: mean_sd over seeds, "levels": {level: {stat: mean_sd}}}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in ROWS:
+        runs = [rows[key] for rows in per_seed.values()]
+        entry: dict[str, Any] = {stat: mean_sd([r.get(stat) for r in runs]) for stat in STAT_KEYS}
+        levels = sorted({lvl for r in runs for lvl in r.get("levels", {})}, key=int)
+        entry["levels"] = {lvl: {stat: mean_sd([r["levels"][lvl][stat] for r in runs if lvl in r.get("levels", {})])
+                                 for stat in ("accuracy", "tokens", "think_rate")} for lvl in levels}
+        out[key] = entry
+    return out
+
+
+def mean_summaries(agg: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The seed means in `evaluation.summarize`'s shape, for the report's plotting functions."""
+    out = {}
+    for key, entry in agg.items():
+        out[key] = {"samples": 1, **{stat: entry[stat]["mean"] for stat in STAT_KEYS},
+                    "levels": {lvl: {stat: v["mean"] for stat, v in stats.items()}
+                               for lvl, stats in entry["levels"].items()}}
+    return out
+
+
+@dataclass
+class Target:
+    name: str
+    goal: str
+    value: str
+    met: bool
+
+
+def check_targets(agg: dict[str, dict[str, Any]], stage1_rates: dict[int, list[float]]) -> list[Target]:
+    """The issue's targets, on the seed means of the final AutoThink stage against the base's standard run."""
+    final, std, cap = agg[FINAL], agg[BASELINE_STANDARD], agg[LENGTH_CAP_ROW]
+    acc, std_acc = 100 * final["accuracy"]["mean"], 100 * std["accuracy"]["mean"]
+    tokens, std_tokens = final["tokens"]["mean"], std["tokens"]["mean"]
+    levels = final["levels"]
+    l1 = 100 * levels["1"]["think_rate"]["mean"] if "1" in levels else math.nan
+    l5 = 100 * levels["5"]["think_rate"]["mean"] if "5" in levels else math.nan
+    rates = [r for seed_rates in stage1_rates.values() for r in seed_rates]
+    low, high = (100 * min(rates), 100 * max(rates)) if rates else (math.nan, math.nan)
+    f1, cap_f1 = final["e_f1"]["mean"], cap["e_f1"]["mean"]
+    return [
+        Target("accuracy", f">= base standard - 1 pt (>= {std_acc - 1:.1f}%)", f"{acc:.1f}%", acc >= std_acc - 1),
+        Target("tokens", f"<= 50% of base standard (<= {std_tokens / 2:.1f})",
+               f"{tokens:.1f} ({100 * tokens / std_tokens:.0f}%)", tokens <= std_tokens / 2),
+        Target("think-rate level 1", "<= 20%", f"{l1:.0f}%", l1 <= 20),
+        Target("think-rate level 5", ">= 80%", f"{l5:.0f}%", l5 >= 80),
+        Target("stage-1 think-rate, every step", "within 20-80%", f"{low:.0f}-{high:.0f}%",
+               bool(rates) and low >= 20 and high <= 80),
+        Target("E-F1 vs length-cap", "AutoThink > length-cap", f"{f1:.1f} vs {cap_f1:.1f}", f1 > cap_f1),
+    ]
+
+
+def _pm(stat: dict[str, float], scale: float = 1.0, digits: int = 1) -> str:
+    if stat["n"] == 0:
+        return "-"
+    return f"{scale * stat['mean']:.{digits}f} ± {scale * stat['sd']:.{digits}f}"
+
+
+def format_results(agg: dict[str, dict[str, Any]], targets: list[Target], seeds: list[int]) -> str:
+    lines = [f"Mean ± sample standard deviation over seeds {', '.join(map(str, seeds))}; "
+             f"E-F1 against each seed's base standard / no-think runs.", "",
+             "| model (prompt) | accuracy % | tokens | think-rate % | L1 think % | L5 think % | E-F1 |",
+             "|---|---|---|---|---|---|---|"]
+    for key, what in ROWS.items():
+        entry = agg[key]
+        levels = entry["levels"]
+        l1 = _pm(levels["1"]["think_rate"], 100, 0) if "1" in levels else "-"
+        l5 = _pm(levels["5"]["think_rate"], 100, 0) if "5" in levels else "-"
+        lines.append(f"| {what} | {_pm(entry['accuracy'], 100)} | {_pm(entry['tokens'])} | "
+                     f"{_pm(entry['think_rate'], 100, 0)} | {l1} | {l5} | {_pm(entry['e_f1'])} |")
+    lines += ["", "Think-rate / accuracy by level (seed means):", "",
+              format_level_table({what: s for what, s in zip(ROWS.values(), mean_summaries(agg).values())}),
+              "", "Targets (final stage, seed means):", "", "| target | goal | measured | met |", "|---|---|---|---|"]
+    lines += [f"| {t.name} | {t.goal} | {t.value} | {'yes' if t.met else 'NO'} |" for t in targets]
+    return "\n".join(lines)
+
+
+def write_results(out: Path, seeds: list[int], overrides: dict[str, list[str]] | None = None,
+                  jobs: list[Job] | None = None, wall_seconds: float | None = None) -> str:
+    """Aggregate the seeds' results; write results.md, results.json and the two plots; return the markdown."""
+    out = Path(out)
+    per_seed = {seed: seed_results(out, seed) for seed in seeds}
+    stage1 = {seed: stage1_think_rates(out, seed) for seed in seeds}
+    agg = aggregate(per_seed)
+    targets = check_targets(agg, stage1)
+    text = format_results(agg, targets, seeds)
+    means = mean_summaries(agg)
+    title = f"miniature: AutoThink vs baselines, mean of {len(seeds)} seed(s)"
+    plot_think_rate_by_level({k: v for k, v in means.items() if k != BASELINE_NO_THINK},
+                             out / "think_rate_by_level.png", title)
+    plot_accuracy_vs_tokens(means, out / "accuracy_vs_tokens.png", title)
+    timing = ""
+    if jobs:
+        timing = "\n\nJobs (wall seconds): " + ", ".join(f"{j.name} {j.seconds:.0f}" for j in jobs)
+    if wall_seconds is not None:
+        timing += f"\n\nWall time: {wall_seconds / 60:.1f} min on {os.cpu_count()} CPU core(s)."
+    (out / "results.md").write_text(f"# AutoThink in miniature\n\n{text}{timing}\n")
+    (out / "results.json").write_text(json.dumps({
+        "seeds": seeds, "overrides": overrides or {}, "aggregate": agg, "per_seed": per_seed,
+        "stage1_think_rates": stage1, "targets": [t.__dict__ for t in targets],
+        "jobs": {j.name: j.seconds for j in jobs or []}, "wall_seconds": wall_seconds,
+    }, indent=2, default=str) + "\n")
+    return text + timing

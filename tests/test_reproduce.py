@@ -1,0 +1,114 @@
+"""The miniature reproduction: aggregation over seeds, the target checks, and the real script end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autothink_lite.reproduce import (
+    FINAL,
+    LENGTH_CAP_ROW,
+    ROWS,
+    ReproduceError,
+    aggregate,
+    check_targets,
+    mean_sd,
+    seed_results,
+)
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "reproduce_mini.py"
+
+
+def summary(accuracy, tokens, think_rate, l1=None, l5=None, e_f1=0.0):
+    levels = {str(level): {"accuracy": accuracy, "tokens": tokens, "think_rate": think_rate} for level in range(1, 6)}
+    if l1 is not None:
+        levels["1"]["think_rate"] = l1
+    if l5 is not None:
+        levels["5"]["think_rate"] = l5
+    return {"samples": 10, "accuracy": accuracy, "tokens": tokens, "think_rate": think_rate, "e_f1": e_f1,
+            "levels": levels}
+
+
+def seed_rows(final_acc, final_tokens, l1, l5, final_f1, cap_f1):
+    rows = {key: summary(0.9, 50, 0.6) for key in ROWS}
+    rows["base standard"] = summary(0.98, 70, 1.0)
+    rows["base no_think"] = summary(0.35, 10, 0.0)
+    rows[FINAL] = summary(final_acc, final_tokens, 0.5, l1=l1, l5=l5, e_f1=final_f1)
+    rows[LENGTH_CAP_ROW] = summary(0.95, 50, 1.0, e_f1=cap_f1)
+    return rows
+
+
+def test_mean_sd_uses_the_sample_deviation_and_skips_missing_values():
+    stat = mean_sd([1.0, 2.0, 3.0, None])
+    assert stat["mean"] == 2.0 and stat["sd"] == 1.0 and (stat["min"], stat["max"], stat["n"]) == (1.0, 3.0, 3)
+    assert mean_sd([5.0])["sd"] == 0.0
+    assert math.isnan(mean_sd([None])["mean"])
+
+
+def test_targets_are_judged_on_the_seed_means():
+    per_seed = {0: seed_rows(0.98, 30, 0.1, 0.9, 20.0, 5.0), 1: seed_rows(0.96, 34, 0.2, 0.8, 10.0, 5.0)}
+    agg = aggregate(per_seed)
+    assert agg[FINAL]["accuracy"]["mean"] == pytest.approx(0.97)
+    assert agg[FINAL]["levels"]["1"]["think_rate"]["mean"] == pytest.approx(0.15)
+    met = {t.name: t.met for t in check_targets(agg, {0: [0.5, 0.7], 1: [0.3, 0.6]})}
+    # 97.0 >= 98.0 - 1; 32 <= 35; L1 15% <= 20; L5 85% >= 80; stage 1 within 30-70%; E-F1 15 > 5
+    assert all(met.values()), met
+
+
+def test_each_missed_target_is_reported():
+    per_seed = {0: seed_rows(0.90, 60, 0.5, 0.6, 0.0, 0.0)}
+    targets = check_targets(aggregate(per_seed), {0: [0.1, 0.9]})
+    assert [t.name for t in targets if not t.met] == [
+        "accuracy", "tokens", "think-rate level 1", "think-rate level 5", "stage-1 think-rate, every step",
+        "E-F1 vs length-cap"]
+    assert next(t for t in targets if t.name == "tokens").value == "60.0 (86%)"
+
+
+def test_a_seed_with_missing_results_names_them_and_the_fix(tmp_path):
+    with pytest.raises(ReproduceError, match=r"seed 0: no results for base standard.*rerun the command"):
+        seed_results(tmp_path, 0)
+
+
+def test_the_script_runs_both_methods_end_to_end_and_reaggregates(tmp_path):
+    """The real script on a shrunken budget: one seed, both jobs at once, every row and both plots."""
+    out = tmp_path / "repro"
+    tiny = ["--set", "eval.limit=5", "--set", "grpo.prompts_per_step=2", "--set", "grpo.num_generations=2",
+            "--set", "grpo.micro_batch_size=4", "--set", "grpo.max_completion_length=96",
+            "--set", "eval.max_new_tokens=96"]
+    for stage in (1, 2, 3):
+        tiny += ["--autothink-set", f"stages.{stage}.grpo.max_steps=1"]
+    tiny += ["--baseline-set", "stages.1.grpo.max_steps=1"]
+    command = [sys.executable, str(SCRIPT), "--seeds", "0", "--jobs", "2", "--out", str(out), *tiny]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| AutoThink stage 3 |" in done.stdout and "| length-cap baseline |" in done.stdout
+    for name in ("results.md", "results.json", "think_rate_by_level.png", "accuracy_vs_tokens.png"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["per_seed"]["0"]) == set(ROWS)
+    assert results["per_seed"]["0"][LENGTH_CAP_ROW]["think_rate"] == 1.0  # standard prompt: always thinks
+    assert len(results["stage1_think_rates"]["0"]) == 1
+    assert (out / "seed0" / "length-cap" / "stage1" / "final" / "stage.json").is_file()
+    assert set(results["jobs"]) == {"autothink-seed0", "length-cap-seed0"}
+    table = done.stdout.split("Jobs (wall seconds)")[0]
+
+    again = subprocess.run([*command, "--report-only"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.startswith(table)  # the same numbers, recomputed from the kept per-sample rows
+
+
+def test_a_failed_job_names_its_log_and_keeps_the_others(tmp_path):
+    out = tmp_path / "repro"
+    command = [sys.executable, str(SCRIPT), "--seeds", "0", "--jobs", "2", "--out", str(out),
+               "--baseline-set", "stages.1.length_cap=-3", "--autothink-set", "stages.1.grpo.max_steps=notanumber"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "autothink-seed0 exited with" in done.stderr and "length-cap-seed0 exited with" in done.stderr
+    assert str(out / "logs" / "length-cap-seed0.log") in done.stderr
+    assert "rerun the same command" in done.stderr
+    assert "length_cap" in (out / "logs" / "length-cap-seed0.log").read_text()
