@@ -71,6 +71,28 @@ class Job:
         return f"{self.method}-seed{self.seed}"
 
 
+def rollout_budget(recipe: Any) -> int:
+    """Completions sampled over all of a recipe's stages: the GRPO budget the two methods must share."""
+    total = 0
+    for stage in recipe.stages:
+        grpo = recipe.stage_grpo(stage)
+        total += grpo.max_steps * grpo.prompts_per_step * grpo.num_generations
+    return total
+
+
+def check_budgets(recipes: dict[str, str], overrides: dict[str, list[str]]) -> dict[str, int]:
+    """Both recipes load (a broken one fails here, before any job starts) and spend the same GRPO budget."""
+    from autothink_lite.config import load_recipe
+
+    budgets = {method: rollout_budget(load_recipe(path, overrides.get(method, []))) for method, path in recipes.items()}
+    if len(set(budgets.values())) > 1:
+        raise ReproduceError(
+            "the methods' GRPO budgets differ (" + ", ".join(f"{m}: {b} completions" for m, b in budgets.items())
+            + "); the comparison needs the same budget: make the baseline's max_steps x prompts_per_step x "
+            "num_generations add up to AutoThink's (e.g. --baseline-set stages.1.grpo.max_steps=N)")
+    return budgets
+
+
 def run_dir(out: Path, seed: int, method: str) -> Path:
     return Path(out) / f"seed{seed}" / method
 
@@ -251,7 +273,8 @@ def format_results(agg: dict[str, dict[str, Any]], targets: list[Target], seeds:
 
 
 def write_results(out: Path, seeds: list[int], overrides: dict[str, list[str]] | None = None,
-                  jobs: list[Job] | None = None, wall_seconds: float | None = None) -> str:
+                  jobs: list[Job] | None = None, wall_seconds: float | None = None,
+                  budgets: dict[str, int] | None = None) -> str:
     """Aggregate the seeds' results; write results.md, results.json and the two plots; return the markdown."""
     out = Path(out)
     per_seed = {seed: seed_results(out, seed) for seed in seeds}
@@ -265,6 +288,8 @@ def write_results(out: Path, seeds: list[int], overrides: dict[str, list[str]] |
                              out / "think_rate_by_level.png", title)
     plot_accuracy_vs_tokens(means, out / "accuracy_vs_tokens.png", title)
     timing = ""
+    if budgets:
+        timing += "\n\nGRPO budget per seed: " + ", ".join(f"{m} {b} completions" for m, b in budgets.items()) + "."
     if jobs:
         timing = "\n\nJobs (wall seconds): " + ", ".join(f"{j.name} {j.seconds:.0f}" for j in jobs)
     if wall_seconds is not None:
@@ -273,6 +298,6 @@ def write_results(out: Path, seeds: list[int], overrides: dict[str, list[str]] |
     (out / "results.json").write_text(json.dumps({
         "seeds": seeds, "overrides": overrides or {}, "aggregate": agg, "per_seed": per_seed,
         "stage1_think_rates": stage1, "targets": [t.__dict__ for t in targets],
-        "jobs": {j.name: j.seconds for j in jobs or []}, "wall_seconds": wall_seconds,
+        "jobs": {j.name: j.seconds for j in jobs or []}, "wall_seconds": wall_seconds, "budgets": budgets,
     }, indent=2, default=str) + "\n")
     return text + timing

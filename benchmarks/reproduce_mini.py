@@ -22,7 +22,16 @@ import sys
 import time
 from pathlib import Path
 
-from autothink_lite.reproduce import AUTOTHINK, LENGTH_CAP, ReproduceError, plan_jobs, run_job, run_jobs, write_results
+from autothink_lite.reproduce import (
+    AUTOTHINK,
+    LENGTH_CAP,
+    ReproduceError,
+    check_budgets,
+    plan_jobs,
+    run_job,
+    run_jobs,
+    write_results,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,13 +61,14 @@ def main(argv: list[str] | None = None) -> str:
         return ""
     started = time.monotonic()
     overrides = {AUTOTHINK: [*args.overrides, *args.autothink_set], LENGTH_CAP: [*args.overrides, *args.baseline_set]}
+    recipes = {AUTOTHINK: args.recipe, LENGTH_CAP: args.baseline}
+    budgets = check_budgets(recipes, overrides)
     jobs = None
     if not args.report_only:
-        jobs = plan_jobs(Path(__file__).resolve(), args.out, args.seeds,
-                         {AUTOTHINK: args.recipe, LENGTH_CAP: args.baseline}, overrides)
+        jobs = plan_jobs(Path(__file__).resolve(), args.out, args.seeds, recipes, overrides)
         run_jobs(jobs, args.jobs)
     wall = None if args.report_only else time.monotonic() - started
-    text = write_results(args.out, args.seeds, overrides, jobs, wall)
+    text = write_results(args.out, args.seeds, overrides, jobs, wall, budgets)
     print(text)
     print(f"\nresults: {args.out / 'results.md'}, {args.out / 'results.json'}, "
           f"{args.out / 'think_rate_by_level.png'}, {args.out / 'accuracy_vs_tokens.png'}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -82,7 +83,7 @@ def test_the_script_runs_both_methods_end_to_end_and_reaggregates(tmp_path):
             "--set", "eval.max_new_tokens=96"]
     for stage in (1, 2, 3):
         tiny += ["--autothink-set", f"stages.{stage}.grpo.max_steps=1"]
-    tiny += ["--baseline-set", "stages.1.grpo.max_steps=1"]
+    tiny += ["--baseline-set", "stages.1.grpo.max_steps=3"]  # the same budget: 3 steps in one stage
     command = [sys.executable, str(SCRIPT), "--seeds", "0", "--jobs", "2", "--out", str(out), *tiny]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -95,6 +96,7 @@ def test_the_script_runs_both_methods_end_to_end_and_reaggregates(tmp_path):
     assert len(results["stage1_think_rates"]["0"]) == 1
     assert (out / "seed0" / "length-cap" / "stage1" / "final" / "stage.json").is_file()
     assert set(results["jobs"]) == {"autothink-seed0", "length-cap-seed0"}
+    assert results["budgets"] == {"autothink": 12, "length-cap": 12}  # 3 steps x 2 prompts x 2 samples
     table = done.stdout.split("Jobs (wall seconds)")[0]
 
     again = subprocess.run([*command, "--report-only"], capture_output=True, text=True, timeout=300)
@@ -102,13 +104,26 @@ def test_the_script_runs_both_methods_end_to_end_and_reaggregates(tmp_path):
     assert again.stdout.startswith(table)  # the same numbers, recomputed from the kept per-sample rows
 
 
-def test_a_failed_job_names_its_log_and_keeps_the_others(tmp_path):
+def test_a_failed_job_names_its_log(tmp_path):
     out = tmp_path / "repro"
     command = [sys.executable, str(SCRIPT), "--seeds", "0", "--jobs", "2", "--out", str(out),
-               "--baseline-set", "stages.1.length_cap=-3", "--autothink-set", "stages.1.grpo.max_steps=notanumber"]
+               "--set", f"model.name_or_path={tmp_path / 'no-such-model'}"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2
     assert "autothink-seed0 exited with" in done.stderr and "length-cap-seed0 exited with" in done.stderr
     assert str(out / "logs" / "length-cap-seed0.log") in done.stderr
     assert "rerun the same command" in done.stderr
-    assert "length_cap" in (out / "logs" / "length-cap-seed0.log").read_text()
+    assert "no-such-model" in (out / "logs" / "length-cap-seed0.log").read_text()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--baseline-set", "stages.1.grpo.max_steps=7"], r"GRPO budgets differ .*--baseline-set stages\.1\.grpo\.max_steps"),
+    (["--autothink-set", "stages.1.grpo.max_steps=notanumber"], r"max_steps"),
+])
+def test_bad_settings_are_refused_before_any_job_starts(tmp_path, bad, message):
+    out = tmp_path / "repro"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--seeds", "0", "--out", str(out), *bad],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert re.search(message, done.stderr), done.stderr[-2000:]
+    assert not (out / "logs").exists()
