@@ -10,7 +10,8 @@ resumable like everything else: a rerun skips finished stages and finished evalu
 
 Then `aggregate` averages every row over the seeds (mean and sample standard deviation), `check_targets`
 holds the final stage against the issue's targets, and `write_results` writes results.md / results.json and
-two plots (think-rate by level per stage; accuracy against tokens) to the output folder.
+plots to the output folder: think-rate by level per stage and accuracy against tokens (seed means), and the
+same per seed (`*_per_seed.png`), since seeds can end far apart.
 
 Layout: OUT/seed{S}/autothink/ (a run folder of `autothink run`), OUT/seed{S}/length-cap/ (the baseline's run
 folder, its evaluation in eval/length-cap/), OUT/logs/<job>.log, OUT/results.{md,json}, OUT/*.png.
@@ -287,17 +288,30 @@ def write_results(out: Path, seeds: list[int], overrides: dict[str, list[str]] |
     plot_think_rate_by_level({k: v for k, v in means.items() if k != BASELINE_NO_THINK},
                              out / "think_rate_by_level.png", title)
     plot_accuracy_vs_tokens(means, out / "accuracy_vs_tokens.png", title)
+    # Seeds can end far apart (the mean hides it): the last two stages and the baseline, one line per seed.
+    plot_think_rate_by_level({f"seed{seed}/{key}": per_seed[seed][key] for seed in seeds
+                              for key in ("stage2 auto", FINAL)}, out / "think_rate_by_level_per_seed.png",
+                             "miniature: AutoThink stages 2 and 3 of each seed")
+    plot_accuracy_vs_tokens({f"seed{seed}/{key}": per_seed[seed][key] for seed in seeds
+                             for key in (BASELINE_STANDARD, FINAL, LENGTH_CAP_ROW)},
+                            out / "accuracy_vs_tokens_per_seed.png",
+                            "miniature: each seed's AutoThink stage 3 and length-cap baseline")
+    # --report-only passes no jobs: keep the timings of the run that produced these results
+    previous = json.loads((out / "results.json").read_text()) if (out / "results.json").is_file() else {}
+    job_seconds = {j.name: j.seconds for j in jobs} if jobs else previous.get("jobs", {})
+    if wall_seconds is None:
+        wall_seconds = previous.get("wall_seconds")
     timing = ""
     if budgets:
         timing += "\n\nGRPO budget per seed: " + ", ".join(f"{m} {b} completions" for m, b in budgets.items()) + "."
-    if jobs:
-        timing = "\n\nJobs (wall seconds): " + ", ".join(f"{j.name} {j.seconds:.0f}" for j in jobs)
+    if job_seconds:
+        timing += "\n\nJobs (wall seconds): " + ", ".join(f"{name} {sec:.0f}" for name, sec in job_seconds.items())
     if wall_seconds is not None:
         timing += f"\n\nWall time: {wall_seconds / 60:.1f} min on {os.cpu_count()} CPU core(s)."
     (out / "results.md").write_text(f"# AutoThink in miniature\n\n{text}{timing}\n")
     (out / "results.json").write_text(json.dumps({
         "seeds": seeds, "overrides": overrides or {}, "aggregate": agg, "per_seed": per_seed,
         "stage1_think_rates": stage1, "targets": [t.__dict__ for t in targets],
-        "jobs": {j.name: j.seconds for j in jobs or []}, "wall_seconds": wall_seconds, "budgets": budgets,
+        "jobs": job_seconds, "wall_seconds": wall_seconds, "budgets": budgets,
     }, indent=2, default=str) + "\n")
     return text + timing

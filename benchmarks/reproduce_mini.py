@@ -7,7 +7,8 @@ For each seed: the base under the standard, no-think and ellipsis prompts; AutoT
 ThinkPrune-style, the same GRPO budget, the standard prompt) under the standard prompt; all on the
 miniature's held-out eval split. Prints and writes OUT/results.md (mean ± sd over seeds: accuracy, tokens,
 think-rate, think-rate on levels 1 and 5, E-F1 against the base's standard/no-think runs; the issue's
-targets), OUT/results.json, OUT/think_rate_by_level.png and OUT/accuracy_vs_tokens.png.
+targets), OUT/results.json, OUT/think_rate_by_level.png and OUT/accuracy_vs_tokens.png (seed means), and
+the same two per seed (OUT/*_per_seed.png).
 
 Resumable: rerunning the same command keeps finished stages and evaluation samples. `--set` overrides apply
 to both recipes (e.g. `--set eval.limit=20` for a quick look), `--autothink-set` / `--baseline-set` to one;
@@ -70,8 +71,8 @@ def main(argv: list[str] | None = None) -> str:
     wall = None if args.report_only else time.monotonic() - started
     text = write_results(args.out, args.seeds, overrides, jobs, wall, budgets)
     print(text)
-    print(f"\nresults: {args.out / 'results.md'}, {args.out / 'results.json'}, "
-          f"{args.out / 'think_rate_by_level.png'}, {args.out / 'accuracy_vs_tokens.png'}")
+    print(f"\nresults in {args.out}: results.md, results.json, think_rate_by_level.png, accuracy_vs_tokens.png, "
+          "think_rate_by_level_per_seed.png, accuracy_vs_tokens_per_seed.png")
     return text
 
 

@@ -102,6 +102,10 @@ def test_the_script_runs_both_methods_end_to_end_and_reaggregates(tmp_path):
     again = subprocess.run([*command, "--report-only"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.startswith(table)  # the same numbers, recomputed from the kept per-sample rows
+    assert "Jobs (wall seconds): autothink-seed0" in again.stdout  # and the timings of the run that made them
+    assert "GRPO budget per seed: autothink 12 completions, length-cap 12 completions." in again.stdout
+    for name in ("think_rate_by_level_per_seed.png", "accuracy_vs_tokens_per_seed.png"):
+        assert (out / name).is_file(), name
 
 
 def test_a_failed_job_names_its_log(tmp_path):
