@@ -32,8 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autothink_lite.evaluation import BASE_RUN, add_efficiency_f1, format_level_table, read_rows, summarize_dir
-from autothink_lite.report import BASELINE_NO_THINK, BASELINE_STANDARD, plot_accuracy_vs_tokens, plot_think_rate_by_level
+from autothink_lite.evaluation import BASE_RUN, add_efficiency_f1, format_level_table, summarize_dir
+from autothink_lite.report import (
+    BASELINE_NO_THINK,
+    BASELINE_STANDARD,
+    plot_accuracy_vs_tokens,
+    plot_think_rate_by_level,
+    read_training,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +187,7 @@ def seed_results(out: Path, seed: int) -> dict[str, dict[str, Any]]:
 
 def stage1_think_rates(out: Path, seed: int) -> list[float]:
     """Think-rate of every logged stage-1 training step (the 'both modes stay alive' target)."""
-    rows = read_rows(run_dir(out, seed, AUTOTHINK) / "stage1" / "metrics.jsonl")
+    rows = read_training(run_dir(out, seed, AUTOTHINK)).get(1, [])
     return [row["autothink/think_rate"] for row in rows if "autothink/think_rate" in row]
 
 
