@@ -7,4 +7,9 @@ Module map (data flows top to bottom):
   metrics     E-F1                                                                          (pure)
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:  # one source: [project].version in pyproject.toml, through the installed package's metadata
+    __version__ = _version("autothink-lite")
+except PackageNotFoundError:  # imported from a source tree that was never pip-installed
+    __version__ = "0+unknown"

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from autothink_lite import __version__
+
 logger = logging.getLogger("autothink_lite")
 
 
@@ -124,6 +126,7 @@ def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autothink", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("build-mini", help="build the miniature R1 model (tokenizer, SFT) into a folder")

@@ -1,0 +1,34 @@
+# The README's two commands, each setting up .venv first (scripts/setup.sh: a no-op when nothing changed):
+#   make run    the main job on the built-in miniature: autothink run recipes/mini.yaml
+#   make test   the whole test suite (test extra + Debian's chromium for the browser test)
+# Options: make run RECIPE=recipes/other.yaml ARGS="--stages 1"; make test PYTEST_ARGS="-k rewards";
+# PYTHON=python3.11 to pick the interpreter that creates .venv.
+PYTHON ?= python3
+RECIPE ?= recipes/mini.yaml
+ARGS ?=
+PYTEST_ARGS ?=
+VENV := .venv
+export PYTHON
+
+.PHONY: run test setup setup-test clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run     set up .venv, then the main job: autothink run $(RECIPE)"
+	@echo "make test    set up .venv with the test extra (and chromium), then the whole test suite"
+	@echo "make setup / make setup-test   only the set-up;  make clean   remove .venv"
+
+run: setup
+	$(VENV)/bin/autothink run $(RECIPE) $(ARGS)
+
+test: setup-test
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+setup:
+	@bash scripts/setup.sh run
+
+setup-test:
+	@bash scripts/setup.sh test
+
+clean:
+	rm -rf $(VENV)
