@@ -443,7 +443,7 @@ def build_app(engine: ChatEngine) -> gr.Blocks:
                     variant = gr.Dropdown(engine.variants, value=engine.default_variant, label="Model",
                                           visible=has_adapters, scale=1)
                 with gr.Row(equal_height=True):
-                    question = gr.Textbox(placeholder="e.g. What is 47 * 6?", show_label=False, scale=6,
+                    question = gr.Textbox(placeholder="e.g. What is 478 * 6?", show_label=False, scale=6,
                                           max_lines=6, autofocus=True)
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80)
                     stop = gr.Button("Stop", variant="stop", scale=1, min_width=80, elem_classes="at-stop")

@@ -36,6 +36,8 @@ class Benchmark:
 # The paper's five test sets ship with the package (DeepScaleR's test split; see data/benchmarks/SOURCE.md).
 BENCHMARKS = {
     "mini": Benchmark(MINIATURE, split="eval", level_field="level"),
+    # The miniature's validation split: tune RL settings here, never on "mini" (which reports results).
+    "mini-val": Benchmark(MINIATURE, split="validation", level_field="level"),
     "math500": Benchmark("math.json", level_field="difficulty"),  # MATH level 1-5
     "minerva": Benchmark("minerva.json"),
     "olympiad": Benchmark("olympiad_bench.json"),
@@ -77,7 +79,7 @@ def load_problems(
     level_field: str | None = "level",
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Load problems from 'mini' (the miniature task's `split`: train or eval), a local file or a Hub dataset."""
+    """Load problems from 'mini' (the miniature task's `split`: train, validation or eval), a local file or a Hub dataset."""
     if source == MINIATURE:
         rows = _miniature_rows(split)
         problem_field, answer_field, level_field = "problem", "answer", "level"
@@ -149,7 +151,9 @@ def _miniature_rows(split: str) -> list[dict]:
         return task.training_mix()
     if split in ("eval", "test"):
         return [dict(r) for r in task.eval_split()]
-    raise DataError(f"mini: unknown split {split!r}; the miniature task has 'train' and 'eval'")
+    if split == "validation":
+        return task.validation_split()
+    raise DataError(f"mini: unknown split {split!r}; the miniature task has 'train', 'validation' and 'eval'")
 
 
 def prompt_rows(

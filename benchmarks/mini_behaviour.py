@@ -5,8 +5,10 @@
 Default: the shipped miniature, 4 samples per problem at temperature 0.6 / top_p 0.95 (the paper's setting;
 sampling, not greedy, because the ellipsis prompt's think-or-not choice is a coin the model flips).
 Columns: think-rate under standard and auto; accuracy under standard, auto, no_think; accuracy of the auto
-samples that thought vs answered at once; mean completion tokens per prompt mode; mean thinking tokens
-(standard prompt) vs tokens of the plain working without re-checks; share of well-formed outputs.
+samples that thought vs answered at once; of the standard prompt's thinking samples: mean re-checks and the
+accuracy of those with none vs at least one; mean completion tokens per prompt mode; mean thinking tokens
+(standard prompt) vs tokens of the plain working without re-checks; share of well-formed outputs. Then the
+R1 properties the base must show (issue 11), each judged.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import time
 from pathlib import Path
 
 from autothink_lite.miniature import default_model_path, task
-from autothink_lite.miniature.build import behaviour_table, measure_behaviour
+from autothink_lite.miniature.build import (MEASURE_MAX_NEW_TOKENS, base_targets, behaviour_table, measure_behaviour,
+                                            targets_table)
 from autothink_lite.modeling import load_for_inference
 
 
@@ -30,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--top-p", type=float, default=0.95)
     parser.add_argument("--greedy", action="store_true", help="greedy decoding (1 sample) instead of sampling")
     parser.add_argument("--per-level", type=int, default=task.EVAL_PER_LEVEL, help="eval problems per level")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--max-new-tokens", type=int, default=MEASURE_MAX_NEW_TOKENS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--4bit", dest="four_bit", action="store_true", help="load nf4 4-bit (bitsandbytes)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{time.monotonic() - started:.0f} s")
     print("percentages except the token columns; 'acc auto|think' = accuracy of auto samples that thought")
     print(behaviour_table(behaviour))
+    print()
+    print(targets_table(base_targets(behaviour)))
     if args.json:
         args.json.write_text(json.dumps(behaviour, indent=2) + "\n", encoding="utf-8")
     return behaviour

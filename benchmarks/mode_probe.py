@@ -2,12 +2,13 @@
 
     python benchmarks/mode_probe.py ADAPTER [ADAPTER ...] [--per-group 30] [--samples 2] [--out DIR]
 
-The miniature's levels differ in both operator and operand sizes (L1 d+d, L2 dd+d, L3 dd+dd, L4 dd*d,
-L5 ddd*d). This adds swapped and single-digit shapes (d+dd, d*dd, d*d) and prints each adapter's think-rate
-and accuracy per shape under the ellipsis prompt. If the decision followed the operator, d*dd and d*d would
-think like dd*d; if it followed the length of the problem, d+dd and d*dd (3 digits) would go with dd+d and
-dd*d, and only the 4-digit shapes (L3, L5) would stand apart. The new shapes are outside the training data,
-so their accuracy is low; only their think-rates are the point.
+The miniature's levels differ in operator and size, and their working length rises with the level (L1 d+d,
+L2 dd+d, L3 dd+dd, L4 ddd+dd, L5 ddd*d). This adds shapes outside the training data (d+dd: level 2
+swapped; d*d and dd*d: level 5's operator at level 1's and 2's size; ddd+d) and prints each adapter's
+think-rate and accuracy per shape under the ellipsis prompt. If the decision followed the operator, d*d
+and dd*d would think like ddd*d; if it followed the length of the problem, d+dd and dd*d (3 digits) would
+go with dd+d, and d*d with d+d. The new shapes are outside the training data, so their accuracy may be
+low; only their think-rates are the point.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from pathlib import Path
 
 from autothink_lite.evaluation import EvalSettings, evaluate_model, format_level_table, summarize_dir
 
-SHAPES = {  # group id -> (shape, operand generator); ids 1-6 are printed as L1..L6 by the level table
+SHAPES = {  # group id -> (shape, operand generator); ids are printed as L1..L8 by the level table
     1: ("d+d (level 1)", lambda r: (r.randint(1, 9), "+", r.randint(1, 9))),
     2: ("dd+d (level 2)", lambda r: (r.randint(10, 99), "+", r.randint(1, 9))),
     3: ("d+dd (new)", lambda r: (r.randint(1, 9), "+", r.randint(10, 99))),
-    4: ("dd*d (level 4)", lambda r: (r.randint(10, 99), "*", r.randint(2, 9))),
-    5: ("d*dd (new)", lambda r: (r.randint(2, 9), "*", r.randint(10, 99))),
-    6: ("d*d (new)", lambda r: (r.randint(2, 9), "*", r.randint(2, 9))),
-    7: ("dd+dd (level 3)", lambda r: (r.randint(10, 99), "+", r.randint(10, 99))),
+    4: ("d*d (new)", lambda r: (r.randint(2, 9), "*", r.randint(2, 9))),
+    5: ("dd*d (new)", lambda r: (r.randint(10, 99), "*", r.randint(2, 9))),
+    6: ("dd+dd (level 3)", lambda r: (r.randint(10, 99), "+", r.randint(10, 99))),
+    7: ("ddd+d (new)", lambda r: (r.randint(100, 999), "+", r.randint(1, 9))),
+    8: ("ddd*d (level 5)", lambda r: (r.randint(100, 999), "*", r.randint(2, 9))),
 }
 
 
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> str:
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     probe = write_probe(args.out / "probe.jsonl", args.per_group)
-    settings = EvalSettings(samples=args.samples, max_new_tokens=192, batch_size=100)
+    settings = EvalSettings(samples=args.samples, max_new_tokens=384, batch_size=100)
     labels = []
     for adapter in args.adapters:
         label = str(Path(adapter)).replace("/", "_")

@@ -28,7 +28,7 @@ from autothink_lite.app_ui import (  # noqa: E402
 from fake_runs import write_eval_dir  # noqa: E402
 
 MODEL = os.environ.get("AUTOTHINK_TEST_MODEL", "mini")
-SAMPLING = (0.6, 0.95, 256)  # temperature, top_p, max new tokens
+SAMPLING = (0.6, 0.95, 384)  # temperature, top_p, max new tokens
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +53,10 @@ def text(message) -> str:
 
 
 def test_a_thinking_reply_shows_its_reasoning_in_a_collapsible_block_and_a_badge_under_the_answer(engine):
-    updates = ask(engine, "What is 47 * 6?", "Think")
+    updates = ask(engine, "What is 478 * 6?", "Think")
     history, question_box, notice = updates[-1]
     assert len(updates) > 2, "the reply should stream in several updates"
-    assert history[0] == {"role": "user", "content": "What is 47 * 6?"}
+    assert history[0] == {"role": "user", "content": "What is 478 * 6?"}
     (thought,) = thoughts(history)
     assert re.fullmatch(r"Thought for \d+ tokens", thought["metadata"]["title"])
     assert thought["metadata"]["status"] == "done" and thought["content"]
@@ -74,7 +74,7 @@ def test_the_reasoning_block_spins_while_the_model_thinks(engine):
 
 
 def test_the_no_think_mode_answers_without_a_reasoning_block(engine):
-    history, _, _ = ask(engine, "What is 47 * 6?", "No-think")[-1]
+    history, _, _ = ask(engine, "What is 478 * 6?", "No-think")[-1]
     assert thoughts(history) == []
     assert "forced: no-think" in history[-1]["content"] and "reasoning 0 tok" in history[-1]["content"]
 
@@ -165,7 +165,7 @@ def test_base_and_adapter_are_compared_with_the_adapter_switched_off_for_the_bas
     get_peft_model(model, config).save_pretrained(adapter)
     engine = ChatEngine.load(MODEL, [str(adapter)])
     assert engine.variants == [BASE, "stage3_final"] and engine.default_variant == "stage3_final"
-    a, b, summary = list(engine.compare("What is 47 * 6?", BASE, "Think", "stage3_final", "Think", *SAMPLING))[-1]
+    a, b, summary = list(engine.compare("What is 478 * 6?", BASE, "Think", "stage3_final", "Think", *SAMPLING))[-1]
     assert len(a) >= 2 and len(b) >= 2 and "A: base (adapters off) · Think" in summary
     assert engine.model.active_adapter == "stage3_final"
 

@@ -30,18 +30,36 @@ def model():
     return AutoModelForCausalLM.from_pretrained(SHIPPED_MODEL_DIR, dtype=torch.float32)
 
 
-def _answers(model, tokenizer, mode, records=PROBE, **kwargs):
-    prompts = [render_prompt(tokenizer, r["problem"], mode) for r in records]
-    return [samples[0].text for samples in generate(model, tokenizer, prompts, max_new_tokens=256, **kwargs)]
-
-
 # --- task -----------------------------------------------------------------------------------------------
 
-def test_train_and_eval_splits_never_share_a_problem():
+def test_the_validation_split_comes_from_the_train_pool_and_never_meets_the_eval_split_or_rl():
     eval_texts = {r["problem"] for r in task.eval_split()}
+    validation_texts = {r["problem"] for r in task.validation_split()}
     assert len(eval_texts) == len(task.LEVELS) * task.EVAL_PER_LEVEL
+    assert not eval_texts & validation_texts
     for level in task.LEVELS:
-        assert not eval_texts & {r["problem"] for r in task.train_split(level)}
+        train_texts = {r["problem"] for r in task.train_split(level)}
+        rl_texts = {r["problem"] for r in task.rl_split(level)}
+        pool = {r["problem"] for r in task.level_pool(level)}
+        assert not eval_texts & train_texts and pool == train_texts | (eval_texts & pool)
+        assert rl_texts == train_texts - validation_texts and validation_texts & pool <= train_texts
+    rl_pool = {r["problem"] for lv in task.LEVELS for r in task.rl_split(lv)}
+    assert {r["problem"] for r in task.training_mix(50)} <= rl_pool
+
+
+def test_validation_split_covers_every_level_and_is_fixed():
+    split = task.validation_split()
+    counts = {level: sum(r["level"] == level for r in split) for level in task.LEVELS}
+    assert counts[1] == 20 and all(counts[level] == task.VALIDATION_PER_LEVEL for level in task.LEVELS[1:])
+    assert split == task.validation_split()
+
+
+def test_levels_differ_in_shape_and_working_length_rises_with_level():
+    shapes = task.teacher_settings()["levels"]
+    assert len(set(shapes.values())) == len(task.LEVELS)
+    lines = [task.working_lines(task.level_pool(level)[0]) for level in task.LEVELS]
+    chars = [sum(len(task.working(r)) for r in task.level_pool(level)[:500]) / 500 for level in task.LEVELS]
+    assert lines == sorted(lines) and all(a < b for a, b in zip(chars, chars[1:]))
 
 
 def test_eval_split_is_the_same_every_time_and_written_as_jsonl(tmp_path):
@@ -57,11 +75,53 @@ def test_every_trace_works_out_to_the_answer_and_rechecks_repeat_the_working():
     for level in task.LEVELS:
         for record in rng.sample(task.train_split(level), 20):
             working = task.working(record)
-            assert working.rsplit("->", 1)[1] == record["answer"]
+            assert task.working_result(working) == record["answer"]
             trace = task.reasoning_trace(record, rechecks=2, rng=rng)
-            assert trace.count(working) == 3
+            assert trace.count(working) == 3 and task.count_rechecks(trace) == 2
             text = task.completion(record, "standard", think=True, rechecks=1, rng=rng)
             assert extract_answer(text, "standard") == record["answer"]
+
+
+def test_a_slip_takes_a_wrong_carry_through_the_first_pass_and_a_recheck_corrects_it():
+    record = task.make_record(478, "*", 6, 5)
+    assert task.working(record, slips=[1]) == "478*6:48->8\n47*6:42+3=45->58\n4*6:24+4=28->2858"
+    assert task.working(task.make_record(47, "+", 81, 3), slips=[1]) == "47+81:8->8\n4+8:12+1=13->138"
+    slipped = task.completion(record, "standard", think=True, rechecks=0, slips=[1])
+    assert extract_answer(slipped, "standard") == "2858" and not is_correct(slipped, "2868", "standard")
+    corrected = task.completion(record, "auto", think=True, rechecks=1, slips=[1])
+    assert corrected.count("->2858") == 1 and extract_answer(corrected, "auto") == "2868"
+    assert is_correct(corrected, "2868", "auto") and task.count_rechecks(corrected) == 1
+    for line in (0, 3):  # the units line has no carry to get wrong; 478 has three lines
+        with pytest.raises(ValueError, match="slips"):
+            task.working(record, slips=[line])
+
+
+def test_a_sum_whose_second_operand_runs_out_restates_only_the_first():
+    assert task.working(task.make_record(47, "+", 5, 2)) == "47+5:12->2\n4:4+1=5->52"
+    assert task.working(task.make_record(478, "+", 86, 4)).splitlines()[-1] == "4:4+1=5->564"
+
+
+def test_teacher_probability_turns_back_into_the_rate_when_sampled_at_the_temperature():
+    t = task.SAMPLING_TEMPERATURE
+    for rate in (0.0, 0.05, 0.2, 0.5, 0.75, 0.95, 1.0):
+        p = task.teacher_probability(rate)
+        sampled = p ** (1 / t) / (p ** (1 / t) + (1 - p) ** (1 / t)) if 0 < p < 1 else p
+        assert sampled == pytest.approx(rate)
+    with pytest.raises(ValueError):
+        task.teacher_probability(1.5)
+
+
+def test_teacher_traces_follow_the_recheck_distribution_and_slip_more_on_harder_levels():
+    rng = random.Random(0)
+    drawn = {level: [task.sample_trace_choices(r, rng) for r in rng.choices(task.train_split(level), k=2000)]
+             for level in task.LEVELS}
+    slipped = [sum(bool(slips) for slips, _ in drawn[level]) / 2000 for level in task.LEVELS]
+    assert slipped[0] == slipped[1] == 0 and slipped[2] < slipped[3] < slipped[4]
+    counts = [sum(r == k for _, r in drawn[3]) for k in range(task.MAX_RECHECKS + 1)]
+    assert all(counts) and max(r for _, r in drawn[3]) == task.MAX_RECHECKS
+    thinks = [task.sample_completion(task.train_split(2)[0], "auto", rng).startswith(task.THINK_OPENER)
+              for _ in range(400)]
+    assert 0.4 < sum(thinks) / 400 < 0.6
 
 
 def test_direct_completions_match_each_prompt_mode():
@@ -116,24 +176,35 @@ def test_default_model_path_is_the_shipped_model():
     assert info["build"]["hidden_size"] % 64 == 0
 
 
-def test_standard_prompt_thinks_and_gets_every_level_right(model, tokenizer):
-    texts = _answers(model, tokenizer, "standard", do_sample=False)
-    assert all(detect_mode(t, "standard") == "think" for t in texts)
-    correct = [is_correct(t, r["answer"], "standard") for t, r in zip(texts, PROBE)]
-    assert sum(correct) >= len(PROBE) - 2, texts
+# The model's choices (slips, re-checks, think or not) are coins it flips: it is asked as the paper samples
+# (T 0.6, top-p 0.95, seeded), not greedily (greedy decoding re-checks until it runs out of tokens).
+
+def _sampled(model, tokenizer, mode, records, num_samples=4):
+    prompts = [render_prompt(tokenizer, r["problem"], mode) for r in records]
+    outputs = generate(model, tokenizer, prompts, num_samples=num_samples, max_new_tokens=384, seed=0)
+    return [(r, s.text) for r, samples in zip(records, outputs) for s in samples]
 
 
-def test_no_think_prompt_answers_at_once_and_gets_easy_problems_right(model, tokenizer):
-    texts = _answers(model, tokenizer, "no_think", do_sample=False)
-    assert all(extract_answer(t, "no_think") is not None for t in texts)
-    assert all("Wait" not in t and len(t) < 40 for t in texts)
-    level_1 = [is_correct(t, r["answer"], "no_think") for t, r in zip(texts, PROBE) if r["level"] == 1]
-    assert all(level_1), texts
+def test_standard_prompt_always_thinks_and_is_right_on_the_levels_that_never_slip(model, tokenizer):
+    samples = _sampled(model, tokenizer, "standard", PROBE)
+    assert all(detect_mode(t, "standard") == "think" for _, t in samples)
+    assert sum(extract_answer(t, "standard") is not None for _, t in samples) >= 0.95 * len(samples)
+    easy = [is_correct(t, r["answer"], "standard") for r, t in samples if r["level"] <= 2]
+    assert sum(easy) >= 0.9 * len(easy)
+    assert any(task.count_rechecks(t) for _, t in samples) and any(not task.count_rechecks(t) for _, t in samples)
+
+
+def test_no_think_answers_at_once_reliable_on_level_1_and_hopeless_on_level_5(model, tokenizer):
+    samples = _sampled(model, tokenizer, "no_think", task.eval_split(levels=[1]) + task.eval_split(levels=[5]), 1)
+    assert sum(extract_answer(t, "no_think") is not None and len(t) < 40 for _, t in samples) >= 0.95 * len(samples)
+    correct = {level: [is_correct(t, r["answer"], "no_think") for r, t in samples if r["level"] == level]
+               for level in (1, 5)}
+    assert sum(correct[1]) >= 0.8 * len(correct[1]) and sum(correct[5]) <= 0.15 * len(correct[5])
 
 
 def test_ellipsis_prompt_sometimes_thinks_and_sometimes_answers_at_once(model, tokenizer):
     prompts = [render_prompt(tokenizer, r["problem"], "auto") for r in PROBE]
-    samples = [s for group in generate(model, tokenizer, prompts, num_samples=4, max_new_tokens=256, seed=1)
+    samples = [s for group in generate(model, tokenizer, prompts, num_samples=4, max_new_tokens=384, seed=1)
                for s in group]
     modes = [detect_mode(s.text, "auto") for s in samples]
     assert 0.2 <= modes.count("think") / len(modes) <= 0.8
@@ -170,9 +241,10 @@ def test_shipped_model_loads_in_4bit_nf4_on_cpu_and_still_reasons(tokenizer):
     model_4bit = AutoModelForCausalLM.from_pretrained(SHIPPED_MODEL_DIR, device_map="cpu",
                                                       quantization_config=quantization)
     assert any("4bit" in type(m).__name__ for m in model_4bit.modules())
-    texts = _answers(model_4bit, tokenizer, "standard", do_sample=False)
-    assert sum(extract_answer(t, "standard") is not None for t in texts) >= 0.8 * len(texts)
-    assert sum(is_correct(t, r["answer"], "standard") for t, r in zip(texts, PROBE)) >= 0.6 * len(PROBE)
+    samples = _sampled(model_4bit, tokenizer, "standard", PROBE, 2)
+    assert sum(extract_answer(t, "standard") is not None for _, t in samples) >= 0.8 * len(samples)
+    easy = [is_correct(t, r["answer"], "standard") for r, t in samples if r["level"] <= 2]
+    assert sum(easy) >= 0.75 * len(easy)
 
 
 # --- the build ------------------------------------------------------------------------------------------
@@ -187,3 +259,33 @@ def test_building_twice_with_the_same_seed_gives_identical_weights(tmp_path):
     rebuilt = AutoTokenizer.from_pretrained(first)
     assert render_prompt(rebuilt, "What is 1 + 2?", "auto").endswith("<think>\n...\n")
     assert AutoModelForCausalLM.from_pretrained(first).config.hidden_size == 64
+
+
+def _level_stats(**overrides):
+    stats = {"think_rate_standard": 1.0, "think_rate_auto": 0.5, "accuracy_thinking": 0.9, "accuracy_no_think": 0.3,
+             "accuracy_no_recheck": 0.9, "accuracy_rechecked": 0.9, "thinking_tokens": 60.0, "working_tokens": 20.0}
+    return {**stats, **overrides}
+
+
+def test_base_targets_judge_each_r1_property_of_a_behaviour_table():
+    from autothink_lite.miniature.build import base_targets, targets_table
+
+    levels = {
+        "1": _level_stats(accuracy_thinking=1.0, accuracy_no_think=0.97, working_tokens=8.0, thinking_tokens=30.0),
+        "2": _level_stats(accuracy_thinking=1.0, accuracy_no_think=0.6, working_tokens=19.0),
+        "3": _level_stats(accuracy_no_think=0.2, working_tokens=22.0, accuracy_no_recheck=0.7, accuracy_rechecked=1.0),
+        "4": _level_stats(accuracy_no_think=0.08, working_tokens=36.0, accuracy_no_recheck=0.4,
+                          accuracy_rechecked=0.99),
+        "5": _level_stats(accuracy_thinking=0.75, accuracy_no_think=0.02, working_tokens=38.0,
+                          accuracy_no_recheck=0.1, accuracy_rechecked=0.97),
+    }
+    behaviour = {"levels": levels, "overall": {"accuracy_standard": 0.9, "format_ok": 0.99}}
+    assert all(met for *_, met in base_targets(behaviour))
+
+    levels["4"]["accuracy_no_think"] = 0.01  # no longer strictly falling: 0.01 then 0.02
+    levels["2"]["accuracy_rechecked"] = 0.95  # a re-check that changes an easy answer by 5 points
+    levels["3"]["think_rate_auto"] = 0.9
+    judged = {name: met for name, _, _, met in base_targets(behaviour)}
+    assert [name for name, met in judged.items() if not met] == [
+        "ellipsis prompt: think-rate", "re-checks: redundant on easy, useful on hard", "direct answers"]
+    assert "| direct answers |" in targets_table(base_targets(behaviour))

@@ -47,7 +47,7 @@ def training_corpus(seed: int = 0) -> list[str]:
         pool = task.train_split(level)
         for record in rng.sample(pool, min(CORPUS_PROBLEMS_PER_LEVEL, len(pool))):
             texts.append(user_message(record["problem"]))
-            texts.append(task.completion(record, "auto", think=True, rechecks=rng.randint(0, task.MAX_RECHECKS), rng=rng))
+            texts.append(task.sample_completion(record, "standard", rng))
             texts.append(task.completion(record, "auto", think=False))
             texts.append(task.completion(record, "no_think", think=False))
     return [text.replace(THINK_OPEN, "\n").replace(THINK_CLOSE, "\n") for text in texts]
