@@ -2,7 +2,7 @@
 
 Two backends:
 - transformers + peft: always there, CPU or GPU; what the tests and the miniature use.
-- unsloth (GPU extra, `pip install -r requirements-gpu.txt`): faster LoRA kernels and vLLM rollouts. Written
+- unsloth (GPU extra, `pip install -e ".[gpu]"`): faster LoRA kernels and vLLM rollouts. Written
   against its documented `FastLanguageModel` API and never run in CI (unsloth refuses to import without a GPU).
 
 transformers, peft and unsloth are imported inside the functions: unsloth patches transformers / trl / peft
@@ -79,7 +79,7 @@ def detect_backend(cfg: ModelConfig) -> str:
     if cfg.backend == "unsloth" and missing:
         raise ModelLoadError(
             f"model.backend is 'unsloth' but {missing}. unsloth needs an NVIDIA GPU: install it there with "
-            "`pip install -r requirements-gpu.txt`, or set model.backend to 'auto' or 'transformers' "
+            "`pip install -e '.[gpu]'`, or set model.backend to 'auto' or 'transformers' "
             "(e.g. --set model.backend=transformers)."
         )
     return cfg.backend

@@ -162,7 +162,7 @@ def no_unsloth(monkeypatch):
 
 
 def test_asking_for_unsloth_without_it_says_how_to_install_it(no_unsloth):
-    with pytest.raises(ModelLoadError, match=r"unsloth is not installed.*pip install -r requirements-gpu\.txt"):
+    with pytest.raises(ModelLoadError, match=r"unsloth is not installed.*pip install -e '\.\[gpu\]'"):
         detect_backend(ModelConfig(backend="unsloth"))
 
 
