@@ -2,7 +2,7 @@
 
 DESIGN.md section 6. The "distillation" teaches the three prompt modes of section 2 from the task's teacher
 traces (`task.sample_completion`):
-  standard prompt  -> always thinks (column working that sometimes slips on hard levels, then 0-4 re-checks
+  standard prompt  -> always thinks (column working that sometimes slips on hard levels, then 0-5 re-checks
                       that redo it right);
   ellipsis prompt  -> thinks or answers at once, each half the time at random, whatever the level;
   no-think prompt  -> answers at once.

@@ -26,9 +26,9 @@ that writes the SFT traces uses `teacher_probability(rate)` for each binary choi
 turns back into `rate` (for a model that learnt the teacher's probabilities).
 
 Records are plain dicts: id, problem, answer (a string), level (1-5), plus the operands a, op, b. The
-held-out eval split is fixed (its own seed); a validation split (for tuning RL settings) is carved out of
-the rest; the train pool is what is left. The three never share a problem text. No torch here: this module
-is pure.
+held-out eval split is fixed (its own seed); the train pool (what the base is distilled on) is the rest; a
+validation split for tuning RL settings is drawn from the train pool and held out of RL (`rl_split`). The
+eval split never shares a problem text with the others. No torch here: this module is pure.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import random
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from autothink_lite.prompts import check_prompt_mode
 
