@@ -179,9 +179,9 @@ def test_default_model_path_is_the_shipped_model():
 # The model's choices (slips, re-checks, think or not) are coins it flips: it is asked as the paper samples
 # (T 0.6, top-p 0.95, seeded), not greedily (greedy decoding re-checks until it runs out of tokens).
 
-def _sampled(model, tokenizer, mode, records, num_samples=4):
+def _sampled(model, tokenizer, mode, records, num_samples=4, seed=0):
     prompts = [render_prompt(tokenizer, r["problem"], mode) for r in records]
-    outputs = generate(model, tokenizer, prompts, num_samples=num_samples, max_new_tokens=384, seed=0)
+    outputs = generate(model, tokenizer, prompts, num_samples=num_samples, max_new_tokens=384, seed=seed)
     return [(r, s.text) for r, samples in zip(records, outputs) for s in samples]
 
 
@@ -203,12 +203,10 @@ def test_no_think_answers_at_once_reliable_on_level_1_and_hopeless_on_level_5(mo
 
 
 def test_ellipsis_prompt_sometimes_thinks_and_sometimes_answers_at_once(model, tokenizer):
-    prompts = [render_prompt(tokenizer, r["problem"], "auto") for r in PROBE]
-    samples = [s for group in generate(model, tokenizer, prompts, num_samples=4, max_new_tokens=384, seed=1)
-               for s in group]
-    modes = [detect_mode(s.text, "auto") for s in samples]
+    samples = _sampled(model, tokenizer, "auto", PROBE, seed=1)
+    modes = [detect_mode(t, "auto") for _, t in samples]
     assert 0.2 <= modes.count("think") / len(modes) <= 0.8
-    assert sum(extract_answer(s.text, "auto") is not None for s in samples) >= 0.95 * len(samples)
+    assert sum(extract_answer(t, "auto") is not None for _, t in samples) >= 0.95 * len(samples)
 
 
 def test_batched_generation_returns_what_one_prompt_at_a_time_does(model, tokenizer):

@@ -355,11 +355,10 @@ def base_targets(behaviour: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                  " / ".join("-" if r is None else f"{r:.1f}x" for r in ratio),
                  None not in ratio[:2] and min(ratio[:2]) >= 2))
     working = of("working_tokens")
+    shapes = list(task.teacher_settings()["levels"].values())
     rows.append(("levels tell themselves apart", "distinct shapes; working length rises with level",
-                 f"{', '.join(task.teacher_settings()['levels'].values())}; working "
-                 + " / ".join("-" if w is None else f"{w:.1f}" for w in working),
-                 len(set(task.teacher_settings()["levels"].values())) == len(task.LEVELS)
-                 and None not in working and all(a < b for a, b in zip(working, working[1:]))))
+                 f"{', '.join(shapes)}; working " + " / ".join("-" if w is None else f"{w:.1f}" for w in working),
+                 len(set(shapes)) == len(task.LEVELS) and None not in working and all(a < b for a, b in zip(working, working[1:]))))
     format_ok = behaviour["overall"].get("format_ok") or 0.0
     rows.append(("format", "`</think>` then a boxed answer >= 98%", f"{100 * format_ok:.1f}", format_ok >= 0.98))
     return rows
