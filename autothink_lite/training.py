@@ -59,7 +59,8 @@ class AutoThinkReward:
     def __init__(self) -> None:
         self.flags: dict[str, list] | None = None
 
-    def __call__(self, prompts, completions, completion_ids, answer, uid, prompt_mode, **kwargs) -> list[float]:
+    def __call__(self, prompts, completions, completion_ids, answer, uid, prompt_mode, level=None,
+                 **kwargs) -> list[float]:
         think = [detect_mode(c, m) == "think" for c, m in zip(completions, prompt_mode)]
         correct = [is_correct(c, decode_answer(a), m) for c, a, m in zip(completions, answer, prompt_mode)]
         self.flags = {
@@ -68,6 +69,7 @@ class AutoThinkReward:
             "length": [len(ids) for ids in completion_ids],
             "degenerate": [is_degenerate(c) for c in completions],
             "uid": list(uid),
+            "level": [int(v) for v in level] if level is not None else [0] * len(think),
         }
         return [naive_reward(t, c) for t, c in zip(think, correct)]
 
@@ -136,6 +138,9 @@ def rollout_metrics(batch: dict[str, list], naive: list[float], shaped: list[flo
         if idx:  # a mode absent from the batch has no accuracy; leave it out rather than log a fake 0
             out[f"accuracy_{name}"] = sum(batch["correct"][i] for i in idx) / len(idx)
             out[f"tokens_{name}"] = sum(batch["length"][i] for i in idx) / len(idx)
+    for level in sorted(set(batch.get("level", ())) - {0}):  # 0: the data has no levels
+        idx = [i for i, v in enumerate(batch["level"]) if v == level]
+        out[f"think_rate_level{level}"] = sum(batch["think"][i] for i in idx) / len(idx)
     return out
 
 
@@ -160,9 +165,10 @@ class MetricsFileCallback(TrainerCallback):
             writer.writeheader()
             writer.writerows(rows)
         summary = {k.split("/")[-1]: v for k, v in row.items() if k.startswith("autothink/")}
+        by_level = [f"{summary.pop(k):.0%}" for k in sorted(summary) if k.startswith("think_rate_level")]
         if summary:
-            logger.info("step %d: %s", state.global_step,
-                        ", ".join(f"{k} {v:.3g}" for k, v in summary.items()))
+            logger.info("step %d: %s%s", state.global_step, ", ".join(f"{k} {v:.3g}" for k, v in summary.items()),
+                        f", think_rate by level {' / '.join(by_level)}" if by_level else "")
 
 
 def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: int) -> GRPOConfig:

@@ -68,6 +68,9 @@ def test_every_logged_step_carries_autothink_metrics(chained_run):
             assert 0.0 <= row["autothink/think_rate"] <= 1.0
             assert 0.0 <= row["autothink/balance_weight"] <= 1.0
             assert "autothink/shaped_reward" in row and "autothink/tokens" in row
+    by_level = {k: v for row in rows for k, v in row.items() if k.startswith("autothink/think_rate_level")}
+    assert by_level and set(by_level) <= {f"autothink/think_rate_level{n}" for n in range(1, 6)}
+    assert all(0.0 <= v <= 1.0 for v in by_level.values()), "the think-rate of each level in the batch"
     assert (stage_dir(recipe, 1) / "metrics.csv").read_text().startswith("step,")
 
 
