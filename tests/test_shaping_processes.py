@@ -19,11 +19,13 @@ WORKER = Path(__file__).parent / "workers" / "shaping_worker.py"
 def two_processes(tmp_path_factory):
     """The fixed batch split over 2 CPU processes (torchrun, gloo), shaped by the trainer's code in each."""
     out = tmp_path_factory.mktemp("torchrun") / "two.json"
-    subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-         str(WORKER), str(out)],
-        check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, capture_output=True,
+    # --standalone: torchrun's own rendezvous on a port the OS picks, so two runs (or a leftover process)
+    # never race for a fixed port.
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER), str(out)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, capture_output=True, text=True,
     )
+    assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return json.loads(out.read_text())
 
 
