@@ -160,6 +160,7 @@ def check_writable(folder: Path, flag: str) -> None:
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 MODEL_FILES = ("config.json", "*.safetensors", "*.bin", "tokenizer.json", "tokenizer_config.json",
                "chat_template.jinja")
+LOCATION_KEYS = {"base_model_name_or_path", "_name_or_path"}  # where a config was saved from, not what it is
 # What differs between two provenances, in the words of the error message.
 PROVENANCE_WORDS = {"model": "base model", "adapters": "adapter weights", "benchmark": "benchmark problems",
                     "mode": "prompt mode", "max_new_tokens": "max new tokens", "temperature": "temperature",
@@ -256,6 +257,10 @@ def weights_identity(folder: Path, patterns: tuple[str, ...]) -> dict[str, str]:
     files = sorted({f for pattern in patterns for f in folder.glob(pattern) if f.is_file()})
     for path in files:
         digest.update(path.name.encode() + b"\0")
+        if path.suffix == ".json":  # configs name the folder they were saved from; the same weights moved are the same
+            config = {k: v for k, v in json.loads(path.read_text()).items() if k not in LOCATION_KEYS}
+            digest.update(json.dumps(config, sort_keys=True).encode())
+            continue
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
