@@ -387,7 +387,12 @@ def write_report(dirs: Iterable[str | Path], out_dir: str | Path) -> Path:
     """Write `out_dir/report.md` with the tables and PNG plots of the runs in `dirs`; returns its path."""
     results = collect(dirs)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").touch()
+    except OSError as err:
+        raise ReportError(f"cannot write to {out} ({err.strerror or err}): pass another --out, or make that "
+                          "folder writable") from None
     lines = ["# AutoThink report", "", "Results read from:", ""]
     lines += [f"- `{label}`: `{path}`" for label, path in results["sources"].items()]
     lines += ["", _METHOD_NOTE, ""]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -297,6 +298,19 @@ def test_an_output_folder_that_cannot_be_written_is_named_before_any_work(tmp_pa
     (tmp_path / "a-file").write_text("")
     refused(autothink(*EVAL, "--output", tmp_path / "a-file" / "ev"), "cannot write to", "pass another --output")
     refused(autothink("train", tiny_recipe(tmp_path), "--output", tmp_path / "a-file" / "rr"), "cannot write to")
+    run = write_run_dir(tmp_path / "run")
+    refused(autothink("report", run, "--out", tmp_path / "a-file" / "report"), "cannot write to", "--out")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_output_folder_is_named_before_any_work(tmp_path, autothink):
+    out = tmp_path / "ev"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        refused(autothink(*EVAL, "--output", out), f"cannot write to {out} (Permission denied)")
+    finally:
+        out.chmod(0o700)
 
 
 def test_an_adapter_from_the_hub_while_offline_says_so(tmp_path, autothink, monkeypatch):
