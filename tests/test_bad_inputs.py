@@ -147,6 +147,33 @@ def test_eval_of_another_runs_stage1_into_the_same_folder_is_refused_then_overwr
     assert fingerprints(results) == {recorded(results)["fingerprint"]}
 
 
+def test_run_with_other_eval_settings_is_refused_then_overwrite_redoes_only_the_evaluation(tmp_path, autothink):
+    recipe = tiny_recipe(tmp_path)
+    assert autothink("run", recipe, "--stages", "1").code == 0
+    adapter = tmp_path / "rr" / "stage1" / "final" / "adapter_model.safetensors"
+    trained = adapter.stat().st_mtime_ns
+
+    refused(autothink("run", recipe, "--stages", "1", "--set", "eval.max_new_tokens=20"),
+            "max new tokens: 16 in the file, 20 now", "--overwrite")
+    seen = autothink("run", recipe, "--stages", "1", "--set", "eval.max_new_tokens=20", "--overwrite")
+    assert seen.code == 0 and seen.says("stage 1 already finished")
+    assert adapter.stat().st_mtime_ns == trained, "the training settings did not change: the stage is kept"
+    assert recorded(tmp_path / "rr" / "eval" / "stage1" / "mini" / "auto.jsonl")["max_new_tokens"] == 20
+
+
+def test_the_same_adapter_moved_to_another_folder_resumes_its_results(tmp_path, autothink, two_stage1_adapters):
+    k1, _ = two_stage1_adapters
+    out = tmp_path / "ev"
+    assert autothink(*EVAL, "--adapter", k1, "--output", out).code == 0
+    moved = shutil.copytree(k1, tmp_path / "elsewhere" / "stage1" / "final")
+    config = json.loads((moved / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = "/another/checkout/miniature/default"  # where it was saved from
+    (moved / "adapter_config.json").write_text(json.dumps(config))
+    seen = autothink("eval", "--modes", "auto", "--limit", "3", "--max-new-tokens", "16", "--adapter", moved,
+                     "--output", out)
+    assert seen.code == 0 and seen.says("2 samples already done, 1 problems to go")
+
+
 def test_eval_with_another_max_new_tokens_into_the_same_folder_is_refused(tmp_path, autothink):
     out = tmp_path / "ev"
     assert autothink(*EVAL, "--output", out).code == 0
@@ -214,7 +241,8 @@ def test_a_failed_start_leaves_the_folder_reusable_and_resume_skips_a_half_writt
     recipe = tiny_recipe(tmp_path)
     refused(autothink("train", recipe, "--stages", "1", "--set", f"model.name_or_path={tmp_path / 'no-such-model'}"),
             "no such model folder")
-    assert autothink("train", recipe, "--stages", "1").code == 0, "the corrected command runs in the same folder"
+    seen = autothink("train", recipe, "--stages", "1")
+    assert seen.code == 0 and seen.says("holds no finished work of its earlier recipe"), "the corrected command runs"
 
     stage = tmp_path / "rr" / "stage1"
     shutil.rmtree(stage / "final")  # as if killed while saving checkpoint-2, before the stage finished
