@@ -54,7 +54,8 @@ def write_model_card(adapter_dir: str | Path, *, eval_dir: str | Path | None = N
     if not (adapter / "adapter_config.json").is_file():
         raise CardError(f"{adapter}: no adapter_config.json, so not a LoRA adapter folder; pass e.g. RUN_DIR/stage3/final")
     readme = adapter / "README.md"
-    if readme.is_file() and not overwrite and not is_generated_stub(readme) and CARD_MARKER not in readme.read_text(errors="replace"):
+    ours = readme.is_file() and (is_generated_stub(readme) or CARD_MARKER in readme.read_text(errors="replace"))
+    if readme.is_file() and not ours and not overwrite:
         raise CardError(f"{readme} was not written by autothink-lite (a hand-written card?) and is kept: move it "
                         "away, or pass --overwrite to replace it")
     info = _read_json(adapter / "stage.json")

@@ -199,8 +199,7 @@ def prepare_results_file(out_file: Path, prov: dict[str, Any], *, overwrite: boo
     rows = read_rows(out_file)
     others = [r for r in rows if r.get("provenance") != fingerprint]
     if others:
-        old_file = provenance_file(out_file)
-        old = json.loads(old_file.read_text()) if old_file.is_file() else None
+        old = read_provenance(provenance_file(out_file))
         if old is None or not all(r.get("provenance") for r in others):
             what = "were written before results recorded what produced them"
         else:
@@ -213,6 +212,14 @@ def prepare_results_file(out_file: Path, prov: dict[str, Any], *, overwrite: boo
     out_file.parent.mkdir(parents=True, exist_ok=True)
     provenance_file(out_file).write_text(json.dumps({**prov, "fingerprint": fingerprint}, indent=2) + "\n")
     return fingerprint
+
+
+def read_provenance(path: Path) -> dict[str, Any] | None:
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) else None
 
 
 def describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:

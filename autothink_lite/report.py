@@ -111,9 +111,10 @@ def source_labels(dirs: list[Path]) -> list[str]:
 
 def run_folders_in(directory: Path) -> list[Path]:
     """The run folders inside `directory` when it is their parent (runs/), not a run or eval folder itself."""
-    if (directory / "eval").is_dir() or (directory / "recipe.yaml").is_file():
-        return []
-    return sorted(d for d in directory.iterdir() if d.is_dir() and ((d / "eval").is_dir() or (d / "recipe.yaml").is_file()))
+    def is_run(folder: Path) -> bool:
+        return (folder / "eval").is_dir() or (folder / "recipe.yaml").is_file()
+
+    return [] if is_run(directory) else sorted(d for d in directory.iterdir() if d.is_dir() and is_run(d))
 
 
 def eval_dir_of(directory: Path) -> Path:

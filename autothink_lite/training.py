@@ -36,7 +36,7 @@ from trl import GRPOConfig, GRPOTrainer
 from autothink_lite import trl_compat
 from autothink_lite.config import GRPOSettings, Recipe, RecipeError
 from autothink_lite.data import decode_answer, load_problems, prompt_rows
-from autothink_lite.evaluation import drop_partial_last_line, read_rows
+from autothink_lite.evaluation import EvalError, check_writable, drop_partial_last_line, read_rows
 from autothink_lite.grading import is_correct, is_degenerate
 from autothink_lite.prompts import detect_mode
 from autothink_lite.rewards import ShapedBatch, StageShaping, naive_reward, stage_rewards
@@ -274,15 +274,15 @@ def prepare_run_dir(recipe: Recipe, overwrite: bool) -> None:
     snapshot = run_dir / "recipe.yaml"
     current = {k: v for k, v in dataclasses.asdict(recipe).items() if k in TRAINING_SECTIONS}
     if state.is_main_process:
-        check_writable(run_dir, "--output")
+        _check_writable(run_dir)
         if snapshot.is_file() and yaml.safe_load(snapshot.read_text()) != current:
             work = finished_work(run_dir)
             if not work:
                 logger.info("%s holds no finished work of its earlier recipe; starting this one there", run_dir)
             elif not overwrite:
                 raise RecipeError(
-                    f"{run_dir} holds a run of different training settings ({snapshot}; its work includes {work[0]}); continuing "
-                    "would mix them: pass another --output, or --overwrite to delete that run"
+                    f"{run_dir} holds a run of different training settings ({snapshot}; its work includes "
+                    f"{work[0]}); continuing would mix them: pass another --output, or --overwrite to delete that run"
                 )
             else:
                 logger.warning("--overwrite: deleting the earlier run in %s (stages, evaluations, summary)", run_dir)
@@ -307,13 +307,10 @@ def finished_work(run_dir: Path) -> list[str]:
     return work
 
 
-def check_writable(folder: Path, flag: str) -> None:
-    """Fail before any work when `folder` cannot be created or written to (read-only, or a file in the way)."""
-    from autothink_lite.evaluation import check_writable as check
-
+def _check_writable(run_dir: Path) -> None:
     try:
-        check(folder, flag)
-    except ValueError as err:
+        check_writable(run_dir, "--output")
+    except EvalError as err:
         raise RecipeError(str(err)) from None
 
 
