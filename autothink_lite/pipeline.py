@@ -1,6 +1,7 @@
 """The main job, `autothink run RECIPE`: train the stages, evaluate the base and every stage, summarise.
 
-Every step is resumable: finished stages and finished evaluation samples are kept and not redone.
+Every step is resumable: finished stages and finished evaluation samples are kept and not redone (samples
+only when the same adapter, benchmark and settings produced them; see `evaluation.provenance`).
 Results land in `<output_dir>/eval/<run>/<benchmark>/<mode>.jsonl` (run: base, stage1, ...) and `<output_dir>/summary.{json,md}`.
 """
 
