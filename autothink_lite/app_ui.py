@@ -509,10 +509,12 @@ def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = 7860,
            share: bool = False, prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
     """Queue (one generation at a time; others wait their turn) and serve `demo` with the app's theme and CSS."""
     if share:
-        logger.warning("--share: the app gets a public gradio.live link; anyone with it can use your model%s",
+        logger.warning("--share: the app gets a public gradio.live link; anyone with it can use your model, and "
+                       "its Insights tab lets them read report data from any folder this machine can read%s",
                        "" if auth else " (add --auth user:pass to require a login)")
     if host not in LOCAL_HOSTS:
-        logger.warning("listening on %s: other machines on the network can reach the app%s", host,
+        logger.warning("listening on %s: other machines on the network can reach the app and, through its "
+                       "Insights tab, report data from any folder this machine can read%s", host,
                        "" if auth else " (add --auth user:pass to require a login)")
     demo.queue(default_concurrency_limit=1, max_size=64)
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, prevent_thread_lock=prevent_thread_lock,

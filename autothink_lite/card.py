@@ -42,16 +42,22 @@ class CardError(ValueError):
 
 
 def write_model_card(adapter_dir: str | Path, *, eval_dir: str | Path | None = None, plots: Iterable[str | Path] = (),
-                     repo_id: str | None = None) -> Path:
+                     repo_id: str | None = None, overwrite: bool = False) -> Path:
     """Write `adapter_dir/README.md` and copy `plots` next to it; returns the card's path.
 
     `eval_dir` defaults to the run's eval/ folder when the adapter is RUN_DIR/stage{n}/final. Without
     `plots`, the accuracy-vs-tokens and think-rate-by-level plots of those results are drawn. `repo_id`
-    goes into the usage snippet (a placeholder when not known yet).
+    goes into the usage snippet (a placeholder when not known yet). A README.md that neither this function
+    nor peft / trl wrote (a hand-written card) is kept: CardError, unless `overwrite`.
     """
     adapter = Path(adapter_dir)
     if not (adapter / "adapter_config.json").is_file():
         raise CardError(f"{adapter}: no adapter_config.json, so not a LoRA adapter folder; pass e.g. RUN_DIR/stage3/final")
+    readme = adapter / "README.md"
+    ours = readme.is_file() and (is_generated_stub(readme) or CARD_MARKER in readme.read_text(errors="replace"))
+    if readme.is_file() and not ours and not overwrite:
+        raise CardError(f"{readme} was not written by autothink-lite (a hand-written card?) and is kept: move it "
+                        "away, or pass --overwrite to replace it")
     info = _read_json(adapter / "stage.json")
     lora = _read_json(adapter / "adapter_config.json")
     base = info.get("base_model") or lora.get("base_model_name_or_path") or "unknown"
@@ -73,7 +79,7 @@ def write_model_card(adapter_dir: str | Path, *, eval_dir: str | Path | None = N
         _license_section(base),
         "## Citation\n\n```bibtex\n" + CITATION + "\n```\n",
     ]
-    path = adapter / "README.md"
+    path = readme
     path.write_text("\n".join(s for s in sections if s))
     logger.info("model card written to %s", path)
     return path

@@ -26,10 +26,12 @@ def _recipe(args: argparse.Namespace):
 def _stages(text: str | None) -> list[int] | None:
     if not text:
         return None
+    from autothink_lite.config import RecipeError
+
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise SystemExit(f"--stages {text!r}: give stage numbers separated by commas, e.g. --stages 1,2,3") from None
+        raise RecipeError(f"--stages {text!r}: give stage numbers separated by commas, e.g. --stages 1,2,3") from None
 
 
 def cmd_build_mini(args: argparse.Namespace) -> None:
@@ -82,7 +84,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
                             top_p=args.top_p, batch_size=args.batch_size, seed=args.seed)
     out = Path(args.output)
     label = evaluate_model(args.model, args.adapter, args.benchmarks, args.modes, settings, out, label=args.label,
-                           load_in_4bit=args.load_in_4bit, dtype=args.dtype, limit=args.limit)
+                           load_in_4bit=args.load_in_4bit, dtype=args.dtype, limit=args.limit,
+                           overwrite=args.overwrite)
     summaries = summarize_dir(out)
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
     for benchmark, table in summaries.items():
@@ -103,7 +106,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_card(args: argparse.Namespace) -> None:
     from autothink_lite.card import write_model_card
 
-    path = write_model_card(args.adapter, eval_dir=args.eval_dir, plots=args.plot or (), repo_id=args.repo)
+    path = write_model_card(args.adapter, eval_dir=args.eval_dir, plots=args.plot or (), repo_id=args.repo,
+                            overwrite=args.overwrite)
     logger.info("model card written to %s", path)
 
 
@@ -120,7 +124,8 @@ def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set grpo.learning_rate=1e-5 --set stages.1.grpo.max_steps=5")
     parser.add_argument("--overwrite", action="store_true",
-                        help="delete an earlier run with different training settings in the run folder")
+                        help="delete an earlier run with different training settings in the run folder (its stages, "
+                             "evaluations and summary), and evaluation results of other settings")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--label", help="name of this run in the results (default: base, or the adapter's name)")
     p.add_argument("--output", default="runs/eval", help="results folder (resumes what is already there)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results in --output that another model, adapter, benchmark file or setting produced")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("report", help="markdown report with plots from run or eval folders")
@@ -175,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-dir", help="evaluation results to show (default: the run's eval/ folder)")
     p.add_argument("--plot", action="append", help="PNG to include (repeatable; default: drawn from the results)")
     p.add_argument("--repo", help="Hub repo id the card's usage snippet should name")
+    p.add_argument("--overwrite", action="store_true", help="replace a README.md that autothink-lite did not write")
     p.set_defaults(func=cmd_card)
 
     p = sub.add_parser("push", help="upload an adapter and its model card to the Hugging Face Hub")
@@ -203,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     from autothink_lite.card import CardError
     from autothink_lite.config import RecipeError
     from autothink_lite.data import DataError
+    from autothink_lite.evaluation import EvalError
     from autothink_lite.fitcheck import FitError
     from autothink_lite.hub import HubError
     from autothink_lite.modeling import ModelLoadError
@@ -211,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         args.func(args)
-    except (RecipeError, DataError, ModelLoadError, FitError, PromptError, ReportError, CardError, HubError) as err:
+    except (RecipeError, DataError, EvalError, ModelLoadError, FitError, PromptError, ReportError, CardError,
+            HubError) as err:
         logger.error("%s", err)
         raise SystemExit(2) from None
 

@@ -3,12 +3,14 @@
 Every field carries its help text and default. Validation happens once, on load: an unknown key, a wrong
 type, a value outside its choices or an impossible combination raises `RecipeError` naming the recipe file,
 the field and the fix. Command-line overrides (`--set grpo.learning_rate=1e-5`) are applied to the raw YAML
-before validation, so they get the same checks.
+before validation, so they get the same checks. A `--set grpo.X` wins over every stage's own `grpo.X` in
+the file (a `--set stages.N.grpo.X` wins over both for its stage).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ import yaml
 
 from autothink_lite.prompts import INSTRUCTION, PROMPT_MODES
 from autothink_lite.rewards import StageShaping
+
+logger = logging.getLogger(__name__)
 
 MINIATURE = "mini"  # model / dataset name of the built-in miniature R1 and its arithmetic task
 
@@ -165,6 +169,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         raise RecipeError(f"{path}: not valid YAML ({err}); fix the syntax at the position shown") from None
     for item in overrides or []:
         apply_override(raw, item, source=str(path))
+    shared_overrides_win(raw, overrides or [])
     return recipe_from_dict(raw, source=str(path))
 
 
@@ -173,6 +178,12 @@ def apply_override(raw: dict, item: str, source: str = "<override>") -> None:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise RecipeError(f"override {item!r}: write KEY=VALUE, e.g. grpo.learning_rate=1e-5 or stages.1.grpo.max_steps=5")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise RecipeError(f"override {item!r}: {value!r} is not a valid value ({problem}); write a number, a word, "
+                          "or a list such as [a, b], and quote the whole --set argument in the shell") from None
     parts = key.strip().split(".")
     node = raw
     for part in parts[:-1]:
@@ -182,7 +193,30 @@ def apply_override(raw: dict, item: str, source: str = "<override>") -> None:
         node = node[key]
         if not isinstance(node, dict):
             raise RecipeError(f"{source}: override {item!r}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    node[parts[-1]] = parsed
+
+
+def shared_overrides_win(raw: dict, overrides: list[str]) -> None:
+    """`--set grpo.X=v` applies to every stage: drop the stages' own `grpo.X` from the file, saying so.
+
+    Without this a stage that sets X (mini.yaml sets max_steps in every stage) would silently keep its value.
+    A `--set stages.N.grpo.X` on the command line still wins for stage N, whatever the order of the two.
+    """
+    keys = [item.partition("=")[0].strip() for item in overrides]
+    stage_keys = {key for key in keys if key.startswith("stages.")}
+    stages = raw.get("stages")
+    if not isinstance(stages, dict):
+        return
+    for key in dict.fromkeys(keys):
+        section, _, name = key.partition(".")
+        if section != "grpo" or not name or "." in name:
+            continue
+        for stage, body in stages.items():
+            grpo = body.get("grpo") if isinstance(body, dict) else None
+            if isinstance(grpo, dict) and name in grpo and f"stages.{stage}.grpo.{name}" not in stage_keys:
+                logger.info("--set %s=%s replaces stages.%s.grpo.%s=%s of the recipe", key,
+                            (raw.get("grpo") or {}).get(name), stage, name, grpo[name])
+                del grpo[name]
 
 
 def recipe_from_dict(raw: dict, source: str = "<dict>") -> Recipe:
@@ -264,9 +298,11 @@ def _check_value(value: Any, hint: Any, metadata: Any, source: str, where: str) 
 
 def _check_combinations(recipe: Recipe) -> None:
     src = recipe.source
+    _check_grpo_values(recipe.grpo, src)  # the shared values too, even where every stage sets its own
     for stage_id, stage in recipe.stages.items():
         g = recipe.stage_grpo(stage_id)
         where = f"{src}: stage {stage_id}"
+        _check_grpo_values(g, where)
         if stage.length_cap is not None and (stage.length_cap < 1 or stage.shaping.balances
                                              or stage.shaping.shapes_length):
             raise RecipeError(f"{where}: length_cap replaces AutoThink's rewards: give a positive cap and leave "
@@ -279,11 +315,14 @@ def _check_combinations(recipe: Recipe) -> None:
                 f"{where}: prompts_per_step x num_generations = {completions} completions per step is not divisible by "
                 f"micro_batch_size={g.micro_batch_size}: pick a micro_batch_size that divides {completions}"
             )
-        for name in ("max_steps", "prompts_per_step", "micro_batch_size", "max_completion_length", "save_steps", "logging_steps"):
-            if getattr(g, name) < 1:
-                raise RecipeError(f"{where}: grpo.{name}={getattr(g, name)}: must be at least 1")
-        if not g.learning_rate > 0 or not g.temperature > 0:
-            raise RecipeError(f"{where}: grpo.learning_rate and grpo.temperature must be positive")
+    for section, names in (("eval", ("samples", "max_new_tokens", "batch_size", "limit")), ("data", ("limit",))):
+        for name in names:
+            value = getattr(getattr(recipe, section), name)
+            if value is not None and value < 1:
+                fix = " or leave it unset for all" if name == "limit" else ""
+                raise RecipeError(f"{src}: {section}.{name}={value}: must be at least 1{fix}")
+    if not recipe.eval.temperature > 0 or not 0 < recipe.eval.top_p <= 1:
+        raise RecipeError(f"{src}: eval.temperature must be positive and eval.top_p in (0, 1]")
     if recipe.lora.r < 1 or recipe.lora.alpha < 1 or not recipe.lora.target_modules:
         raise RecipeError(f"{src}: lora: r and alpha must be at least 1 and target_modules non-empty")
     if recipe.model.fast_inference and recipe.model.backend == "transformers":
@@ -291,3 +330,11 @@ def _check_combinations(recipe: Recipe) -> None:
     bad_modes = [m for m in recipe.eval.modes if m not in PROMPT_MODES]
     if bad_modes:
         raise RecipeError(f"{src}: eval.modes: {bad_modes[0]!r} is not one of {', '.join(PROMPT_MODES)}")
+
+
+def _check_grpo_values(g: GRPOSettings, where: str) -> None:
+    for name in ("max_steps", "prompts_per_step", "micro_batch_size", "max_completion_length", "save_steps", "logging_steps"):
+        if getattr(g, name) < 1:
+            raise RecipeError(f"{where}: grpo.{name}={getattr(g, name)}: must be at least 1")
+    if not g.learning_rate > 0 or not g.temperature > 0:
+        raise RecipeError(f"{where}: grpo.learning_rate and grpo.temperature must be positive")

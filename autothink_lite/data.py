@@ -89,6 +89,9 @@ def load_problems(
         rows = _hub_rows(source, split, config)
     if not rows:
         raise DataError(f"{source}: no problems found in split {split!r}; check the file or the split name")
+    if not isinstance(rows[0], dict):
+        raise DataError(f"{source}: problem 1 is {rows[0]!r}, not an object; write one "
+                        '{"problem": ..., "answer": ...} per problem')
     columns = set(rows[0])
     for role, name in (("problem", problem_field), ("answer", answer_field)):
         if name not in columns:
@@ -98,13 +101,39 @@ def load_problems(
             )
     records = []
     for i, row in enumerate(rows[:limit] if limit else rows):
+        if not isinstance(row, dict):
+            raise DataError(f"{source}: problem {i + 1} is {row!r}, not an object; write one "
+                            '{"problem": ..., "answer": ...} per problem')
+        missing = [name for name in (problem_field, answer_field) if row.get(name) is None]
+        if missing:
+            raise DataError(f"{source}: problem {i + 1} has no {missing[0]!r}; give every problem one (or "
+                            "remove that problem)")
         record = {"id": str(row.get("id", row.get("unique_id", i))), "problem": row[problem_field],
                   "answer": row[answer_field]}
-        level = row.get(level_field) if level_field else None
+        level = parse_level(row.get(level_field), source, i) if level_field else None
         if level is not None:
-            record["level"] = int(level)
+            record["level"] = level
         records.append(record)
     return records
+
+
+def parse_level(value: Any, source: str, index: int) -> int | None:
+    """A difficulty level: 3, "3" or Hendrycks MATH's "Level 3"; its "Level ?" (and "") means none."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower().removeprefix("level").strip()
+    if text in ("", "?"):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is None or not number.is_integer():
+        raise DataError(f"{source}: problem {index + 1} has level {value!r}; write a whole number such as 3 "
+                        "(or \"Level 3\"), or leave the level out")
+    return int(number)
 
 
 def _looks_local(source: str) -> bool:

@@ -4,10 +4,18 @@ Every sample is appended to `<out>/<mode>.jsonl` as soon as its batch finishes, 
 resumes where it stopped without redoing finished samples. Summaries (pass@1 averaged over samples, mean
 tokens, think-rate, accuracy of think vs no-think samples, each also per difficulty level) are pure
 functions of those rows.
+
+Each results file knows what produced it: `<mode>.provenance.json` beside it holds the model and adapters
+(sha256 of their weights; a Hub model by its id), the benchmark (sha256 of its problems), the prompt mode
+and everything that decides how a sample is drawn (max tokens, temperature, top-p, seed, 4-bit, dtype), and
+every row carries that provenance's fingerprint. A resume reuses only rows of the same fingerprint; a file
+holding other rows is refused (or, told to overwrite, replaced), so results of two models never mix. More
+samples or a larger limit extend a file; batch size is a speed knob and is not part of it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -23,6 +31,10 @@ from autothink_lite.prompts import detect_mode, extract_answer, render_prompt, s
 logger = logging.getLogger(__name__)
 
 
+class EvalError(ValueError):
+    """An evaluation that cannot run as asked (bad settings, results of another evaluation in the way), with the fix."""
+
+
 @dataclass
 class EvalSettings:
     samples: int = 1
@@ -32,6 +44,16 @@ class EvalSettings:
     batch_size: int = 32
     seed: int = 0
 
+    def check(self) -> None:
+        for flag, value in (("--samples", self.samples), ("--max-new-tokens", self.max_new_tokens),
+                            ("--batch-size", self.batch_size)):
+            if value < 1:
+                raise EvalError(f"{flag} {value}: must be at least 1")
+        if not self.temperature > 0:
+            raise EvalError(f"--temperature {self.temperature}: sampling needs a temperature above 0 (paper: 0.6)")
+        if not 0 < self.top_p <= 1:
+            raise EvalError(f"--top-p {self.top_p}: must be in (0, 1] (paper: 0.95)")
+
 
 def evaluate_mode(
     model: Any,
@@ -40,8 +62,12 @@ def evaluate_mode(
     prompt_mode: str,
     settings: EvalSettings,
     out_file: Path,
+    fingerprint: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows of (problem, sample) in `prompt_mode`, resuming from what `out_file` already holds."""
+    """Rows of (problem, sample) in `prompt_mode`, resuming from what `out_file` already holds.
+
+    `fingerprint` (see `provenance`) is stored in every new row; the caller has checked that the rows
+    already there carry the same one (`prepare_results_file`)."""
     from autothink_lite.generation import generate
 
     drop_partial_last_line(out_file)
@@ -61,8 +87,11 @@ def evaluate_mode(
         for record, completions in zip(chunk, outputs):
             for sample, completion in enumerate(completions):
                 if (record["id"], sample) not in done:
-                    new_rows.append(sample_row(record, sample, prompt_mode, completion.text,
-                                               completion.num_tokens, completion.finished, tokenizer))
+                    row = sample_row(record, sample, prompt_mode, completion.text, completion.num_tokens,
+                                     completion.finished, tokenizer)
+                    if fingerprint:
+                        row["provenance"] = fingerprint
+                    new_rows.append(row)
         with out_file.open("a") as f:
             f.writelines(json.dumps(row) + "\n" for row in new_rows)
         rows.extend(new_rows)
@@ -82,18 +111,171 @@ def evaluate_model(
     load_in_4bit: bool = False,
     dtype: str = "float32",
     limit: int | None = None,
+    overwrite: bool = False,
 ) -> str:
-    """Evaluate a base (+ adapters) on benchmarks x modes into `out_dir/<label>/<benchmark>/<mode>.jsonl`."""
+    """Evaluate a base (+ adapters) on benchmarks x modes into `out_dir/<label>/<benchmark>/<mode>.jsonl`.
+
+    Every results file is checked before the model is loaded: one holding samples of another evaluation
+    (see `provenance`) raises EvalError, or with `overwrite` is deleted and redone."""
     from autothink_lite.data import load_benchmark
 
+    settings.check()
+    if limit is not None and limit < 1:
+        raise EvalError(f"--limit {limit}: give at least 1 problem per benchmark, or leave --limit out for all")
+    check_writable(out_dir, "--output")
     label = label or run_label(adapters)
-    model, tokenizer = load_model_for_eval(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
+    adapters = [resolve_adapter(a) for a in adapters]
+    identity = {"model": model_identity(model_name), "adapters": [weights_identity(Path(a), ADAPTER_FILES)
+                                                                  for a in adapters]}
+    plan = []
     for benchmark in benchmarks:
-        records = load_benchmark(benchmark, limit=limit)
+        records = load_benchmark(benchmark)
+        benchmark_id = {"name": benchmark, "sha256": records_sha256(records)}
+        records = records[:limit] if limit else records
         for mode in modes:
-            evaluate_mode(model, tokenizer, records, mode, settings,
-                          out_dir / label / benchmark_slug(benchmark) / f"{mode}.jsonl")
+            out_file = out_dir / label / benchmark_slug(benchmark) / f"{mode}.jsonl"
+            prov = provenance(identity, benchmark_id, mode, settings, load_in_4bit=load_in_4bit, dtype=dtype)
+            plan.append((records, mode, out_file, prepare_results_file(out_file, prov, overwrite=overwrite)))
+    model, tokenizer = load_model_for_eval(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
+    for records, mode, out_file, fingerprint in plan:
+        evaluate_mode(model, tokenizer, records, mode, settings, out_file, fingerprint)
     return label
+
+
+def check_writable(folder: Path, flag: str) -> None:
+    """Fail before any work when `folder` cannot be created or written to (read-only, or a file in the way)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".autothink-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise EvalError(f"cannot write to {folder} ({err.strerror or err}): pass another {flag}, or make "
+                        "that folder writable") from None
+
+
+# ------------------------------------------------------------------------------------------ provenance
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+MODEL_FILES = ("config.json", "*.safetensors", "*.bin", "tokenizer.json", "tokenizer_config.json",
+               "chat_template.jinja")
+LOCATION_KEYS = {"base_model_name_or_path", "_name_or_path"}  # where a config was saved from, not what it is
+# What differs between two provenances, in the words of the error message.
+PROVENANCE_WORDS = {"model": "base model", "adapters": "adapter weights", "benchmark": "benchmark problems",
+                    "mode": "prompt mode", "max_new_tokens": "max new tokens", "temperature": "temperature",
+                    "top_p": "top-p", "seed": "seed", "load_in_4bit": "4-bit loading", "dtype": "dtype"}
+
+
+def provenance(identity: dict[str, Any], benchmark: dict[str, str], mode: str, settings: EvalSettings, *,
+               load_in_4bit: bool, dtype: str) -> dict[str, Any]:
+    """What produced a results file: everything that decides what one of its rows can be."""
+    return {**identity, "benchmark": benchmark, "mode": mode, "max_new_tokens": settings.max_new_tokens,
+            "temperature": settings.temperature, "top_p": settings.top_p, "seed": settings.seed,
+            "load_in_4bit": load_in_4bit, "dtype": dtype}
+
+
+def fingerprint_of(prov: dict[str, Any]) -> str:
+    """A short hash of a provenance; names and paths are left out (a moved folder is the same model)."""
+    def identity(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: identity(v) for k, v in value.items() if k not in ("name", "path")}
+        if isinstance(value, list):
+            return [identity(v) for v in value]
+        return value
+
+    return hashlib.sha256(json.dumps(identity(prov), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def provenance_file(out_file: Path) -> Path:
+    return out_file.with_name(out_file.stem + ".provenance.json")
+
+
+def prepare_results_file(out_file: Path, prov: dict[str, Any], *, overwrite: bool) -> str:
+    """Record `prov` beside `out_file` and return its fingerprint, once the rows already there are known to
+    share it; rows of another evaluation raise EvalError, or with `overwrite` are deleted."""
+    fingerprint = fingerprint_of(prov)
+    drop_partial_last_line(out_file)
+    rows = read_rows(out_file)
+    others = [r for r in rows if r.get("provenance") != fingerprint]
+    if others:
+        old = read_provenance(provenance_file(out_file))
+        if old is None or not all(r.get("provenance") for r in others):
+            what = "were written before results recorded what produced them"
+        else:
+            what = f"come from another evaluation ({describe_difference(old, prov)})"
+        if not overwrite:
+            raise EvalError(f"{out_file}: its {len(rows)} samples {what}; resuming would mix the two: pass "
+                            "--overwrite to replace them, or another --output to keep both")
+        logger.warning("--overwrite: deleting %s (its %d samples %s)", out_file, len(rows), what)
+        out_file.unlink()
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    provenance_file(out_file).write_text(json.dumps({**prov, "fingerprint": fingerprint}, indent=2) + "\n")
+    return fingerprint
+
+
+def read_provenance(path: Path) -> dict[str, Any] | None:
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return old if isinstance(old, dict) else None
+
+
+def describe_difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """'adapter weights: [k1/stage1/final (sha256 1a2b3c4d...)] in the file, [runs/x/stage1/final (...)] now'."""
+    def show(value: Any) -> str:
+        if isinstance(value, list):
+            return "[" + ", ".join(show(v) for v in value) + "]" if value else "none"
+        if isinstance(value, dict):
+            where = value.get("path") or value.get("name") or ""
+            digest = value.get("sha256")
+            return f"{where} (sha256 {digest[:8]}...)" if digest else str(where)
+        return str(value)
+
+    old_fp = {k: fingerprint_of({k: v}) for k, v in old.items() if k != "fingerprint"}
+    parts = [f"{PROVENANCE_WORDS.get(key, key)}: {show(old.get(key))} in the file, {show(value)} now"
+             for key, value in new.items() if old_fp.get(key) != fingerprint_of({key: value})]
+    return "; ".join(parts) or "written by another version of autothink-lite"
+
+
+def resolve_adapter(adapter: str) -> str:
+    """A local folder holding the adapter (a Hub id is downloaded, or fails with a HubError saying why)."""
+    from autothink_lite.hub import pull_adapter
+    from autothink_lite.modeling import check_adapter
+
+    check_adapter(adapter)
+    return pull_adapter(adapter)
+
+
+def model_identity(model_name: str) -> dict[str, Any]:
+    """A Hub model by its id; a local folder (the miniature included) by the sha256 of its weights and config."""
+    from autothink_lite.modeling import resolve_model_path
+
+    path = Path(resolve_model_path(model_name))
+    if not path.is_dir():
+        return {"name": model_name, "hub_id": model_name}
+    return {"name": model_name, **weights_identity(path, MODEL_FILES)}
+
+
+def weights_identity(folder: Path, patterns: tuple[str, ...]) -> dict[str, str]:
+    """{"path": folder, "sha256": one hash over the files matching `patterns`, in name order}."""
+    digest = hashlib.sha256()
+    files = sorted({f for pattern in patterns for f in folder.glob(pattern) if f.is_file()})
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        if path.suffix == ".json":  # configs name the folder they were saved from; the same weights moved are the same
+            config = {k: v for k, v in json.loads(path.read_text()).items() if k not in LOCATION_KEYS}
+            digest.update(json.dumps(config, sort_keys=True).encode())
+            continue
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return {"path": str(folder), "sha256": digest.hexdigest()}
+
+
+def records_sha256(records: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def load_model_for_eval(model_name: str, adapters: list[str], *, load_in_4bit: bool, dtype: str) -> tuple[Any, Any]:
@@ -125,6 +307,7 @@ def benchmark_slug(benchmark: str) -> str:
 
 
 BASE_RUN = "base"
+ROW_KEYS = {"id", "mode", "correct", "tokens", "answer"}  # what a summary reads from a results row
 MODE_ORDER = ("standard", "no_think", "auto")
 
 
@@ -147,6 +330,9 @@ def read_eval_dir(eval_dir: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
                 rows = read_rows(path)
                 if not rows:
                     logger.warning("%s holds no samples; left out of the report", path)
+                    continue
+                if not all(isinstance(r, dict) and ROW_KEYS <= r.keys() for r in rows):
+                    logger.warning("%s does not hold evaluation samples; left out of the report", path)
                     continue
                 results.setdefault(bench_dir.name, {})[f"{run_dir.name} {path.stem}"] = rows
     return results

@@ -25,6 +25,21 @@ VERIFY_TIMEOUT_S = 3
 MAX_ANSWER_CHARS = 1000  # longer "answers" are garbage; parsing them can take minutes
 
 Gold = str | int | float | Iterable[str | int | float]
+LOGGED_ANSWER_CHARS = 80  # how much of an answer a log line shows
+
+
+class _ShortMathVerifyWarnings(logging.Filter):
+    """math-verify logs "Timeout during parsing: <the whole input>" (up to MAX_ANSWER_CHARS); cut it short."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        head, sep, text = message.partition(": ")
+        if sep and head.startswith("Timeout") and len(text) > LOGGED_ANSWER_CHARS:
+            record.msg, record.args = f"{head}: {text[:LOGGED_ANSWER_CHARS]!r}... ({len(text)} characters)", None
+        return True
+
+
+logging.getLogger("math_verify.parser").addFilter(_ShortMathVerifyWarnings())
 
 
 def is_correct(completion: str, gold: Gold, prompt_mode: str = "auto") -> bool:
@@ -136,9 +151,9 @@ class _VerifyWorker:
                     line = self._proc.stdout.readline()
                     if line:
                         return bool(json.loads(line))
-                logger.warning("answer check timed out; counting %r as wrong", predicted[:80])
+                logger.warning("answer check timed out; counting %r as wrong", predicted[:LOGGED_ANSWER_CHARS])
             except (OSError, ValueError):
-                logger.warning("answer check failed in the worker; counting %r as wrong", predicted[:80])
+                logger.warning("answer check failed in the worker; counting %r as wrong", predicted[:LOGGED_ANSWER_CHARS])
             if self._proc is not None:
                 self._proc.kill()
                 self._proc.wait()

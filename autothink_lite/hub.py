@@ -111,8 +111,9 @@ def hub_error(err: Exception, repo_id: str, token: str | None, action: str) -> H
     """A HubError that says what went wrong and what to do about it; the token is masked in all of it."""
     status = _status(err)
     detail = _mask(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, token)
-    if isinstance(err, OfflineModeIsEnabled):
-        message = "offline mode is on (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE): unset it to reach the Hub"
+    if isinstance(err, OfflineModeIsEnabled) or constants.is_offline_mode():
+        message = (f"offline mode is on (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) and {repo_id} is not in the local "
+                   "cache: unset it to reach the Hub, or pass a local folder")
     elif isinstance(err, (httpx.TransportError, ConnectionError, TimeoutError, LocalEntryNotFoundError)) or (
             _is_requests_connection_error(err)):
         message = (f"cannot reach the Hub to {action} {repo_id} ({detail}): check the network connection or "

@@ -54,6 +54,7 @@ def resolve_model_path(name_or_path: str) -> str:
                 "Point to a folder written by save_pretrained, a Hub id such as "
                 "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B, or 'mini'."
             )
+        _check_model_config(path / "config.json")
         return str(path)
     if path.exists() or _looks_like_path(name_or_path):
         raise ModelLoadError(
@@ -62,6 +63,19 @@ def resolve_model_path(name_or_path: str) -> str:
             "(`autothink build-mini` rebuilds it)."
         )
     return name_or_path
+
+
+def _check_model_config(config: Path) -> None:
+    """transformers picks the architecture from config.json's model_type; without it the load fails deep inside."""
+    try:
+        model_type = json.loads(config.read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError) as err:
+        raise ModelLoadError(f"{config} is not a readable JSON object ({err}); save the model again with "
+                             "save_pretrained, or point to another model folder") from None
+    if not model_type:
+        raise ModelLoadError(f"{config} has no model_type, so transformers cannot tell the architecture; add it "
+                             '(e.g. "model_type": "qwen2" for R1-Distill-Qwen), or save the model again with '
+                             "save_pretrained")
 
 
 def _looks_like_path(name: str) -> bool:

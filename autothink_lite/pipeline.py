@@ -1,6 +1,7 @@
 """The main job, `autothink run RECIPE`: train the stages, evaluate the base and every stage, summarise.
 
-Every step is resumable: finished stages and finished evaluation samples are kept and not redone.
+Every step is resumable: finished stages and finished evaluation samples are kept and not redone (samples
+only when the same adapter, benchmark and settings produced them; see `evaluation.provenance`).
 Results land in `<output_dir>/eval/<run>/<benchmark>/<mode>.jsonl` (run: base, stage1, ...) and `<output_dir>/summary.{json,md}`.
 """
 
@@ -24,7 +25,7 @@ def run(recipe: Recipe, stages: list[int] | None = None, *, overwrite: bool = Fa
     results = train(recipe, stages, overwrite=overwrite)
     if not distributed_state().is_main_process:
         return {}
-    summary = evaluate_run(recipe)
+    summary = evaluate_run(recipe, overwrite=overwrite)
     summary["training"] = {f"stage{r.stage}": {"seconds": round(r.seconds, 1), "skipped": r.skipped,
                                                **stage_summary(read_metrics(recipe, r.stage))}
                            for r in results}
@@ -32,8 +33,11 @@ def run(recipe: Recipe, stages: list[int] | None = None, *, overwrite: bool = Fa
     return summary
 
 
-def evaluate_run(recipe: Recipe) -> dict[str, Any]:
-    """Evaluate the base (standard, no-think, auto) and each finished stage (the recipe's eval modes)."""
+def evaluate_run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
+    """Evaluate the base (standard, no-think, auto) and each finished stage (the recipe's eval modes).
+
+    Results of another evaluation in eval/ (another adapter, other eval settings) are refused, or with
+    `overwrite` replaced."""
     settings = eval_settings(recipe)
     eval_dir = Path(recipe.output_dir) / "eval"
     runs: list[tuple[list[str], list[str]]] = [([], list(BASE_MODES))]
@@ -43,7 +47,8 @@ def evaluate_run(recipe: Recipe) -> dict[str, Any]:
             runs.append(([str(adapter)], list(recipe.eval.modes)))
     for adapters, modes in runs:
         evaluate_model(recipe.model.name_or_path, adapters, recipe.eval.benchmarks, modes, settings, eval_dir,
-                       load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype, limit=recipe.eval.limit)
+                       load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype, limit=recipe.eval.limit,
+                       overwrite=overwrite)
     return {"benchmarks": summarize_dir(eval_dir)}
 
 

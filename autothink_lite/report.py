@@ -68,9 +68,17 @@ def collect(dirs: Iterable[str | Path]) -> dict[str, Any]:
     for directory, label in zip(dirs, labels):
         if not directory.is_dir():
             raise ReportError(f"{directory}: no such folder; pass a run folder (from `autothink run`) or an eval folder")
+        runs = run_folders_in(directory)
+        if runs:
+            raise ReportError(f"{directory} holds run folders ({', '.join(p.name for p in runs[:5])}), not results: "
+                              f"pass the runs themselves, e.g. {' '.join(str(p) for p in runs[:2])}")
         out["sources"][label or directory.name] = str(directory)
         prefix = f"{label}/" if label else ""
-        for benchmark, results in read_eval_dir(eval_dir_of(directory)).items():
+        try:
+            found = read_eval_dir(eval_dir_of(directory))
+        except OSError as err:
+            raise ReportError(f"{directory}: cannot read it ({err}); pass a run or eval folder you can read") from None
+        for benchmark, results in found.items():
             summaries = {key: summarize(rows) for key, rows in results.items()}
             add_efficiency_f1(summaries, BASELINE_STANDARD, BASELINE_NO_THINK)
             for key, rows in results.items():
@@ -99,6 +107,14 @@ def source_labels(dirs: list[Path]) -> list[str]:
         label = re.sub(r"[\s/]+", "_", name) or "run"  # keys are split on the last space and on '/'
         labels.append(label if label not in labels else f"{label}_{len(labels) + 1}")
     return labels
+
+
+def run_folders_in(directory: Path) -> list[Path]:
+    """The run folders inside `directory` when it is their parent (runs/), not a run or eval folder itself."""
+    def is_run(folder: Path) -> bool:
+        return (folder / "eval").is_dir() or (folder / "recipe.yaml").is_file()
+
+    return [] if is_run(directory) else sorted(d for d in directory.iterdir() if d.is_dir() and is_run(d))
 
 
 def eval_dir_of(directory: Path) -> Path:
@@ -372,7 +388,12 @@ def write_report(dirs: Iterable[str | Path], out_dir: str | Path) -> Path:
     """Write `out_dir/report.md` with the tables and PNG plots of the runs in `dirs`; returns its path."""
     results = collect(dirs)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").touch()
+    except OSError as err:
+        raise ReportError(f"cannot write to {out} ({err.strerror or err}): pass another --out, or make that "
+                          "folder writable") from None
     lines = ["# AutoThink report", "", "Results read from:", ""]
     lines += [f"- `{label}`: `{path}`" for label, path in results["sources"].items()]
     lines += ["", _METHOD_NOTE, ""]

@@ -31,13 +31,12 @@ import yaml
 from accelerate import PartialState
 from accelerate.utils import gather, gather_object
 from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
 from autothink_lite import trl_compat
 from autothink_lite.config import GRPOSettings, Recipe, RecipeError
 from autothink_lite.data import decode_answer, load_problems, prompt_rows
-from autothink_lite.evaluation import drop_partial_last_line, read_rows
+from autothink_lite.evaluation import EvalError, check_writable, drop_partial_last_line, read_rows
 from autothink_lite.grading import is_correct, is_degenerate
 from autothink_lite.prompts import detect_mode
 from autothink_lite.rewards import ShapedBatch, StageShaping, naive_reward, stage_rewards
@@ -271,24 +270,72 @@ def _previous_adapter(recipe: Recipe, stage: int) -> Path | None:
 
 
 def prepare_run_dir(recipe: Recipe, overwrite: bool) -> None:
-    """Record the recipe in the run folder; refuse to mix two different recipes' runs unless told to."""
+    """Record the recipe in the run folder; refuse to mix two different recipes' runs unless told to.
+
+    A folder whose recorded recipe differs but which holds no work yet (a start that failed, e.g. on a
+    misspelt model name) is simply taken over. `overwrite` deletes everything the earlier run produced:
+    stages, evaluations and summaries."""
     state = distributed_state()
     run_dir = Path(recipe.output_dir)
     snapshot = run_dir / "recipe.yaml"
     current = {k: v for k, v in dataclasses.asdict(recipe).items() if k in TRAINING_SECTIONS}
     if state.is_main_process:
+        _check_writable(run_dir)
         if snapshot.is_file() and yaml.safe_load(snapshot.read_text()) != current:
-            if not overwrite:
+            work = finished_work(run_dir)
+            if not work:
+                logger.info("%s holds no finished work of its earlier recipe; starting this one there", run_dir)
+            elif not overwrite:
                 raise RecipeError(
-                    f"{run_dir} holds a run of different training settings ({snapshot}); continuing would mix "
-                    "them: pass another --output, or --overwrite to delete that run"
+                    f"{run_dir} holds a run of different training settings ({snapshot}; its work includes "
+                    f"{work[0]}); continuing would mix them: pass another --output, or --overwrite to delete that run"
                 )
-            logger.warning("--overwrite: deleting the earlier run in %s", run_dir)
-            for old in run_dir.glob("stage*"):
-                shutil.rmtree(old)
+            else:
+                logger.warning("--overwrite: deleting the earlier run in %s (stages, evaluations, summary)", run_dir)
+                for old in [*run_dir.glob("stage*"), run_dir / "eval"]:
+                    if old.is_dir():
+                        shutil.rmtree(old)
+                for old in RUN_SUMMARIES:
+                    (run_dir / old).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         snapshot.write_text(yaml.safe_dump(current, sort_keys=False))
     state.wait_for_everyone()
+
+
+RUN_SUMMARIES = ("summary.json", "summary.md")
+
+
+def finished_work(run_dir: Path) -> list[str]:
+    """What a run folder holds that took time to make: finished stages, checkpoints, evaluation samples."""
+    work = [str(p.parent.relative_to(run_dir)) for p in sorted(run_dir.glob(f"stage*/final/{STAGE_DONE}"))]
+    work += [str(p.relative_to(run_dir)) for p in sorted(run_dir.glob("stage*/checkpoint-*")) if p.is_dir()]
+    work += [str(p.relative_to(run_dir)) for p in sorted(run_dir.glob("eval/**/*.jsonl")) if p.stat().st_size]
+    return work
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        check_writable(run_dir, "--output")
+    except EvalError as err:
+        raise RecipeError(str(err)) from None
+
+
+def last_complete_checkpoint(out: Path) -> str | None:
+    """The newest checkpoint-N that was saved in full (transformers writes trainer_state.json last).
+
+    transformers' get_last_checkpoint takes the newest folder as it is, so a kill during a save would make
+    every resume fail; an incomplete one is skipped, saying so (the trainer saves over it when it gets there)."""
+    if not out.is_dir():
+        return None
+    checkpoints = sorted((p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()),
+                         key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+    for checkpoint in checkpoints:
+        if (checkpoint / "trainer_state.json").is_file():
+            return str(checkpoint)
+        logger.warning("%s is incomplete (no trainer_state.json: killed while saving?); skipping it", checkpoint)
+    if checkpoints:
+        logger.warning("%s: no complete checkpoint; the stage starts again from its first step", out)
+    return None
 
 
 def check_stage_fits(recipe: Recipe, stage: int, gpu_gb: float | None = None) -> str:
@@ -353,7 +400,7 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
         model=model, reward_funcs=[AutoThinkReward()], args=args, train_dataset=dataset,
         processing_class=tokenizer, callbacks=[MetricsFileCallback(out)], shaping=shaping,
     )
-    resume = get_last_checkpoint(str(out)) if out.is_dir() else None
+    resume = last_complete_checkpoint(out)
     if resume:
         logger.info("stage %d: resuming from %s", stage, resume)
     elif state.is_main_process:

@@ -25,7 +25,7 @@ from autothink_lite.app_ui import (  # noqa: E402
     main,
     stop_history,
 )
-from fake_runs import write_eval_dir  # noqa: E402
+from fake_runs import write_eval_dir, write_run_dir  # noqa: E402
 
 MODEL = os.environ.get("AUTOTHINK_TEST_MODEL", "mini")
 SAMPLING = (0.6, 0.95, 384)  # temperature, top_p, max new tokens
@@ -183,6 +183,12 @@ def test_insights_of_a_folder_without_results_say_what_was_expected(engine, tmp_
     plots, text = engine.insights(str(tmp_path))
     assert plots == [] and "no results" in text and "<benchmark>/<mode>.jsonl" in text
     assert engine.insights("")[1].startswith("Enter a run folder")
+
+
+def test_insights_of_the_parent_of_run_folders_name_the_runs_to_pick(engine, tmp_path):
+    write_run_dir(tmp_path / "runs" / "mini")
+    plots, text = engine.insights(str(tmp_path / "runs"))
+    assert plots == [] and text.startswith("**No report:**") and "holds run folders (mini)" in text
 
 
 def test_the_command_line_takes_a_login_and_refuses_a_malformed_one(capsys):

@@ -189,7 +189,7 @@ def test_card_draws_its_plots_next_to_it(card, carded_adapter):
 def test_card_copies_the_plots_it_is_given_instead_of_drawing_its_own(adapter, tmp_path):
     plot = tmp_path / "my_plot.png"
     write_safetensors(plot)  # the card copies the file; its content does not matter here
-    text = write_model_card(adapter, plots=[plot]).read_text()
+    text = write_model_card(adapter, plots=[plot], overwrite=True).read_text()
     assert "](my_plot.png)" in text and (adapter / "my_plot.png").read_bytes() == plot.read_bytes()
     assert not (adapter / "accuracy_vs_tokens_mini.png").exists()
 
@@ -226,7 +226,7 @@ def test_card_of_the_miniature_names_no_hub_base_and_says_its_numbers_mean_nothi
 
 def test_card_without_results_still_describes_the_adapter(adapter, run_dir):
     shutil.rmtree(run_dir / "eval")
-    text = write_model_card(adapter).read_text()
+    text = write_model_card(adapter, overwrite=True).read_text()
     assert "No evaluation results" in text and "## How to prompt it" in text
 
 
