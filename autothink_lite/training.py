@@ -164,10 +164,11 @@ class MetricsFileCallback(TrainerCallback):
             writer.writeheader()
             writer.writerows(rows)
         summary = {k.split("/")[-1]: v for k, v in row.items() if k.startswith("autothink/")}
-        by_level = [f"{summary.pop(k):.0%}" for k in sorted(summary) if k.startswith("think_rate_level")]
+        by_level = [f"L{k.removeprefix('think_rate_level')} {summary.pop(k):.0%}" for k in sorted(summary)
+                    if k.startswith("think_rate_level")]
         if summary:
             logger.info("step %d: %s%s", state.global_step, ", ".join(f"{k} {v:.3g}" for k, v in summary.items()),
-                        f", think_rate by level {' / '.join(by_level)}" if by_level else "")
+                        f", think_rate by level {' '.join(by_level)}" if by_level else "")
 
 
 def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: int) -> GRPOConfig:
