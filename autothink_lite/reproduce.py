@@ -78,11 +78,15 @@ class Job:
 
 
 def rollout_budget(recipe: Any) -> int:
-    """Completions sampled over all of a recipe's stages: the GRPO budget the two methods must share."""
+    """Completions sampled over all of a recipe's stages: the GRPO budget the two methods must share.
+
+    With `num_iterations` (PPO epochs) above 1, trl samples a new rollout batch only every that many
+    optimizer steps, so a stage samples ceil(max_steps / num_iterations) batches.
+    """
     total = 0
     for stage in recipe.stages:
         grpo = recipe.stage_grpo(stage)
-        total += grpo.max_steps * grpo.prompts_per_step * grpo.num_generations
+        total += math.ceil(grpo.max_steps / grpo.num_iterations) * grpo.prompts_per_step * grpo.num_generations
     return total
 
 

@@ -131,3 +131,19 @@ def test_bad_settings_are_refused_before_any_job_starts(tmp_path, bad, message):
     assert done.returncode == 2
     assert re.search(message, done.stderr), done.stderr[-2000:]
     assert not (out / "logs").exists()
+
+
+def test_the_grpo_budget_counts_rollout_batches_not_ppo_epochs():
+    """With num_iterations = 2, trl reuses each rollout batch for two optimizer steps: 5 steps sample 3 batches."""
+    from autothink_lite.config import load_recipe
+    from autothink_lite.reproduce import rollout_budget
+
+    recipe_path = Path(__file__).parents[1] / "recipes" / "mini.yaml"
+    one = load_recipe(recipe_path, ["stages.1.grpo.max_steps=5", "stages.2.grpo.max_steps=4",
+                                    "stages.3.grpo.max_steps=1", "grpo.prompts_per_step=2", "grpo.num_generations=4",
+                                    "grpo.micro_batch_size=8"])
+    assert rollout_budget(one) == (5 + 4 + 1) * 2 * 4
+    two = load_recipe(recipe_path, ["stages.1.grpo.max_steps=5", "stages.2.grpo.max_steps=4",
+                                    "stages.3.grpo.max_steps=1", "grpo.prompts_per_step=2", "grpo.num_generations=4",
+                                    "grpo.micro_batch_size=8", "grpo.num_iterations=2"])
+    assert rollout_budget(two) == (3 + 2 + 1) * 2 * 4
