@@ -79,10 +79,9 @@ def write_model_card(adapter_dir: str | Path, *, eval_dir: str | Path | None = N
         _license_section(base),
         "## Citation\n\n```bibtex\n" + CITATION + "\n```\n",
     ]
-    path = readme
-    path.write_text("\n".join(s for s in sections if s))
-    logger.info("model card written to %s", path)
-    return path
+    readme.write_text("\n".join(s for s in sections if s))
+    logger.info("model card written to %s", readme)
+    return readme
 
 
 def is_generated_stub(readme: Path) -> bool:

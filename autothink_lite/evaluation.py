@@ -142,8 +142,10 @@ def evaluate_model(
     return label
 
 
-def check_writable(folder: Path, flag: str) -> None:
-    """Fail before any work when `folder` cannot be created or written to (read-only, or a file in the way)."""
+def check_writable(folder: Path, flag: str, error: type[Exception] = EvalError) -> None:
+    """Fail before any work when `folder` cannot be created or written to (read-only, or a file in the way).
+
+    Raises `error` (the caller's own error type, e.g. RecipeError for a run folder) naming `flag` as the fix."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -151,8 +153,8 @@ def check_writable(folder: Path, flag: str) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as err:
-        raise EvalError(f"cannot write to {folder} ({err.strerror or err}): pass another {flag}, or make "
-                        "that folder writable") from None
+        raise error(f"cannot write to {folder} ({err.strerror or err}): pass another {flag}, or make "
+                    "that folder writable") from None
 
 
 # ------------------------------------------------------------------------------------------ provenance
@@ -258,10 +260,23 @@ def model_identity(model_name: str) -> dict[str, Any]:
     return {"name": model_name, **weights_identity(path, MODEL_FILES)}
 
 
+_IDENTITY_CACHE: dict[tuple, str] = {}  # (files with size and mtime) -> sha256: the main job evaluates one base 4x
+
+
 def weights_identity(folder: Path, patterns: tuple[str, ...]) -> dict[str, str]:
-    """{"path": folder, "sha256": one hash over the files matching `patterns`, in name order}."""
-    digest = hashlib.sha256()
+    """{"path": folder, "sha256": one hash over the files matching `patterns`, in name order}.
+
+    A folder already hashed in this process, whose files have the same sizes and modification times, is not
+    read again (a 7B base is ~15 GB)."""
     files = sorted({f for pattern in patterns for f in folder.glob(pattern) if f.is_file()})
+    key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _IDENTITY_CACHE:
+        _IDENTITY_CACHE[key] = _hash_files(files)
+    return {"path": str(folder), "sha256": _IDENTITY_CACHE[key]}
+
+
+def _hash_files(files: list[Path]) -> str:
+    digest = hashlib.sha256()
     for path in files:
         digest.update(path.name.encode() + b"\0")
         if path.suffix == ".json":  # configs name the folder they were saved from; the same weights moved are the same
@@ -271,7 +286,7 @@ def weights_identity(folder: Path, patterns: tuple[str, ...]) -> dict[str, str]:
         with path.open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-    return {"path": str(folder), "sha256": digest.hexdigest()}
+    return digest.hexdigest()
 
 
 def records_sha256(records: list[dict[str, Any]]) -> str:

@@ -25,6 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from autothink_lite.evaluation import (
     BASE_RUN,
     add_efficiency_f1,
+    check_writable,
     format_level_table,
     format_table,
     read_eval_dir,
@@ -388,12 +389,7 @@ def write_report(dirs: Iterable[str | Path], out_dir: str | Path) -> Path:
     """Write `out_dir/report.md` with the tables and PNG plots of the runs in `dirs`; returns its path."""
     results = collect(dirs)
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.md").touch()
-    except OSError as err:
-        raise ReportError(f"cannot write to {out} ({err.strerror or err}): pass another --out, or make that "
-                          "folder writable") from None
+    check_writable(out, "--out", ReportError)
     lines = ["# AutoThink report", "", "Results read from:", ""]
     lines += [f"- `{label}`: `{path}`" for label, path in results["sources"].items()]
     lines += ["", _METHOD_NOTE, ""]

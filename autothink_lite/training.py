@@ -36,7 +36,7 @@ from trl import GRPOConfig, GRPOTrainer
 from autothink_lite import trl_compat
 from autothink_lite.config import GRPOSettings, Recipe, RecipeError
 from autothink_lite.data import decode_answer, load_problems, prompt_rows
-from autothink_lite.evaluation import EvalError, check_writable, drop_partial_last_line, read_rows
+from autothink_lite.evaluation import check_writable, drop_partial_last_line, read_rows
 from autothink_lite.grading import is_correct, is_degenerate
 from autothink_lite.prompts import detect_mode
 from autothink_lite.rewards import ShapedBatch, StageShaping, naive_reward, stage_rewards
@@ -281,7 +281,7 @@ def prepare_run_dir(recipe: Recipe, overwrite: bool) -> None:
     snapshot = run_dir / "recipe.yaml"
     current = {k: v for k, v in dataclasses.asdict(recipe).items() if k in TRAINING_SECTIONS}
     if state.is_main_process:
-        _check_writable(run_dir)
+        check_writable(run_dir, "--output", RecipeError)
         if snapshot.is_file() and yaml.safe_load(snapshot.read_text()) != current:
             work = finished_work(run_dir)
             if not work:
@@ -312,13 +312,6 @@ def finished_work(run_dir: Path) -> list[str]:
     work += [str(p.relative_to(run_dir)) for p in sorted(run_dir.glob("stage*/checkpoint-*")) if p.is_dir()]
     work += [str(p.relative_to(run_dir)) for p in sorted(run_dir.glob("eval/**/*.jsonl")) if p.stat().st_size]
     return work
-
-
-def _check_writable(run_dir: Path) -> None:
-    try:
-        check_writable(run_dir, "--output")
-    except EvalError as err:
-        raise RecipeError(str(err)) from None
 
 
 def last_complete_checkpoint(out: Path) -> str | None:
