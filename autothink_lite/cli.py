@@ -224,6 +224,16 @@ def main(argv: list[str] | None = None) -> None:
             HubError) as err:
         logger.error("%s", err)
         raise SystemExit(2) from None
+    finally:
+        _end_process_group()
+
+
+def _end_process_group() -> None:
+    """Under torchrun / accelerate launch, a process that exits with its gloo or NCCL group alive can abort
+    in the group's threads ("terminate called without an active exception") after its work is done."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

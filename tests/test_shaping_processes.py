@@ -25,7 +25,9 @@ def two_processes(tmp_path_factory):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER), str(out)],
         env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, capture_output=True, text=True,
     )
-    assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"torchrun failed ({done.returncode}):\n{done.stdout[-3000:]}\n"  # a worker's own message comes first,
+        f"{done.stderr[:3000]}\n...\n{done.stderr[-2000:]}")  # torchrun's summary last
     return json.loads(out.read_text())
 
 

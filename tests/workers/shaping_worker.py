@@ -35,6 +35,10 @@ def main(out_path: str) -> None:
     if state.is_main_process:
         with open(out_path, "w") as f:
             json.dump(results, f)
+    # Exiting with the gloo group alive aborts now and then in its threads after the work is done
+    # ("terminate called without an active exception", SIGABRT): end it the way the CLI does.
+    state.wait_for_everyone()
+    state.destroy_process_group()
 
 
 if __name__ == "__main__":
