@@ -68,6 +68,10 @@ class BuildConfig:
     auto_share: float = 0.35
     # Level 1 is cheap and its direct answers must be memorised; harder working needs more examples.
     level_weights: tuple[float, ...] = (1.5, 1.0, 1.5, 1.5, 2.0)
+    # Share of SFT examples that are plain text with no chat template: the one-digit addition and
+    # multiplication tables (`task.fact_text`), which R1-Distill knows from pretraining. Without them the
+    # 40 held-out level-1 sums are facts the model never saw (v2 build 1: 92% thinking accuracy on level 1).
+    facts_share: float = 0.05
     # measurement on the held-out eval split after training
     measure: bool = True
     eval_per_level: int = task.EVAL_PER_LEVEL
@@ -79,6 +83,8 @@ class BuildConfig:
             raise ValueError(f"hidden_size={self.hidden_size}: use a multiple of 64 (bitsandbytes 4-bit on CPU)")
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
             raise ValueError("num_heads must divide hidden_size and num_kv_heads must divide num_heads")
+        if not 0 <= self.facts_share < 1:
+            raise ValueError(f"facts_share={self.facts_share}: use a share in [0, 1)")
         if not 0 <= self.standard_share + self.auto_share <= 1:
             raise ValueError("standard_share + auto_share must be within [0, 1]")
         if len(self.level_weights) != len(task.LEVELS) or min(self.level_weights) < 0:
@@ -103,8 +109,13 @@ def model_config(config: BuildConfig, tokenizer: Any) -> Qwen2Config:
     )
 
 
-def sft_example(rng: random.Random, pools: dict[int, list[dict]], config: BuildConfig) -> tuple[dict, str, str]:
-    """(record, prompt mode, target completion) for one SFT example."""
+FACTS = "facts"  # the "prompt mode" of a plain-text example of the one-digit tables: no prompt at all
+
+
+def sft_example(rng: random.Random, pools: dict[int, list[dict]], config: BuildConfig) -> tuple[dict | None, str, str]:
+    """(record, prompt mode, target completion) for one SFT example; (None, FACTS, text) for plain text."""
+    if rng.random() < config.facts_share:
+        return None, FACTS, task.fact_text(rng)
     record = rng.choice(pools[rng.choices(task.LEVELS, weights=config.level_weights)[0]])
     mode = rng.choices(PROMPT_MODES, weights=[config.standard_share, config.auto_share,
                                               1 - config.standard_share - config.auto_share])[0]
@@ -123,7 +134,9 @@ class SFTBatches:
         self.prompt_ids: dict[tuple[str, str], list[int]] = {}
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def _encode(self, record: dict, mode: str, target: str) -> tuple[list[int], int]:
+    def _encode(self, record: dict | None, mode: str, target: str) -> tuple[list[int], int]:
+        if record is None:  # plain text: every token is a target but the first
+            return self.tokenizer(target, add_special_tokens=False)["input_ids"], 0
         key = (record["problem"], mode)
         if key not in self.prompt_ids:
             prompt = render_prompt(self.tokenizer, record["problem"], mode)

@@ -245,6 +245,21 @@ def working_result(text: str) -> str | None:
     return found[-1] if found else None
 
 
+def one_digit_facts() -> list[tuple[int, str, int]]:
+    """Every one-digit sum and product, (a, op, b): the tables a pretrained model knows by heart."""
+    return [(a, op, b) for op in ("+", "*") for a in range(10) for b in range(10)]
+
+
+def fact_text(rng: random.Random, n: int = 12) -> str:
+    """Plain text of `n` random one-digit facts, each as the working writes it or as a sentence
+    (`7+8:15`, `7 + 8 = 15`): the miniature's stand-in for pretraining, with no chat template."""
+    lines = []
+    for a, op, b in rng.sample(one_digit_facts(), n):
+        value = a + b if op == "+" else a * b
+        lines.append(f"{a}{op}{b}:{value}" if rng.random() < 0.5 else f"{a} {op} {b} = {value}")
+    return "\n".join(lines)
+
+
 def reasoning_trace(record: Record, rechecks: int, rng: random.Random | None = None, slips: Iterable[int] = ()) -> str:
     """The R1-style thinking: the opener, the working (with `slips` in it), then `rechecks` re-checks done right."""
     if not 0 <= rechecks <= MAX_RECHECKS:
