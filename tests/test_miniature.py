@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from autothink_lite.generation import generate
 from autothink_lite.grading import is_correct
 from autothink_lite.miniature import SHIPPED_MODEL_DIR, default_model_path, task
-from autothink_lite.miniature.build import build_miniature
+from autothink_lite.miniature.build import FACTS, BuildConfig, SFTBatches, build_miniature, sft_example
 from autothink_lite.miniature.tokenizer import build_tokenizer
 from autothink_lite.prompts import PROMPT_MODES, detect_mode, extract_answer, render_prompt
 
@@ -99,6 +100,32 @@ def test_a_slip_takes_a_wrong_carry_through_the_first_pass_and_a_recheck_correct
 def test_a_sum_whose_second_operand_runs_out_restates_only_the_first():
     assert task.working(task.make_record(47, "+", 5, 2)) == "47+5:12->2\n4:4+1=5->52"
     assert task.working(task.make_record(478, "+", 86, 4)).splitlines()[-1] == "4:4+1=5->564"
+
+
+def test_pretraining_facts_cover_both_one_digit_tables_with_only_their_values_as_targets(tokenizer):
+    facts = task.one_digit_facts()
+    assert len(facts) == len(set(facts)) == 200
+    held_out_sums = {(r["a"], "+", r["b"]) for r in task.eval_split(levels=[1])}
+    assert held_out_sums <= set(facts), "the held-out level-1 sums are facts a pretrained model knows"
+    pieces = task.fact_pieces(random.Random(0), n=200)
+    lines = "".join(text for text, _ in pieces).splitlines()
+    assert len(lines) == 200 and not any(":" in line for line in lines), "never in the working's notation"
+    for line in lines:
+        a, op, b, value = re.fullmatch(r"(\d) ([+*]) (\d) = (\d+)", line).groups()
+        assert int(value) == (int(a) + int(b) if op == "+" else int(a) * int(b))
+    assert [text for text, target in pieces if target] == [line.split(" = ")[1] for line in lines]
+    config = BuildConfig(facts_share=0.5)
+    rng = random.Random(0)
+    examples = [sft_example(rng, {level: task.train_split(level) for level in task.LEVELS}, config)
+                for _ in range(200)]
+    plain = [target for record, mode, target in examples if mode == FACTS]
+    assert 60 < len(plain) < 140 and all(record is None for record, mode, _ in examples if mode == FACTS)
+    ids, targets = SFTBatches(tokenizer, config)._encode(None, FACTS, plain[0])
+    assert tokenizer.bos_token_id not in ids and tokenizer.decode(ids) == "".join(text for text, _ in plain[0])
+    assert "".join(tokenizer.decode([i]) for i, t in zip(ids, targets) if t) == "".join(
+        text for text, target in plain[0] if target), "only the values are targets"
+    with pytest.raises(ValueError, match="facts_share"):
+        BuildConfig(facts_share=1.0)
 
 
 def test_teacher_probability_turns_back_into_the_rate_when_sampled_at_the_temperature():

@@ -69,8 +69,10 @@ class BuildConfig:
     # Level 1 is cheap and its direct answers must be memorised; harder working needs more examples.
     level_weights: tuple[float, ...] = (1.5, 1.0, 1.5, 1.5, 2.0)
     # Share of SFT examples that are plain text with no chat template: the one-digit addition and
-    # multiplication tables (`task.fact_text`), which R1-Distill knows from pretraining. Without them the
+    # multiplication tables (`task.fact_pieces`), which R1-Distill knows from pretraining. Without them the
     # 40 held-out level-1 sums are facts the model never saw (v2 build 1: 92% thinking accuracy on level 1).
+    # A first try wrote half the facts in the working's notation (`7+8:15`) with every token a target: the
+    # working broke (level-3 thinking accuracy 11%), so now they are sentences and only values are targets.
     facts_share: float = 0.05
     # measurement on the held-out eval split after training
     measure: bool = True
@@ -112,10 +114,10 @@ def model_config(config: BuildConfig, tokenizer: Any) -> Qwen2Config:
 FACTS = "facts"  # the "prompt mode" of a plain-text example of the one-digit tables: no prompt at all
 
 
-def sft_example(rng: random.Random, pools: dict[int, list[dict]], config: BuildConfig) -> tuple[dict | None, str, str]:
-    """(record, prompt mode, target completion) for one SFT example; (None, FACTS, text) for plain text."""
-    if rng.random() < config.facts_share:
-        return None, FACTS, task.fact_text(rng)
+def sft_example(rng: random.Random, pools: dict[int, list[dict]], config: BuildConfig) -> tuple[dict | None, str, Any]:
+    """(record, prompt mode, target completion) for one SFT example; (None, FACTS, pieces) for plain text."""
+    if config.facts_share and rng.random() < config.facts_share:  # no draw at 0: older builds stay reproducible
+        return None, FACTS, task.fact_pieces(rng)
     record = rng.choice(pools[rng.choices(task.LEVELS, weights=config.level_weights)[0]])
     mode = rng.choices(PROMPT_MODES, weights=[config.standard_share, config.auto_share,
                                               1 - config.standard_share - config.auto_share])[0]
@@ -134,26 +136,32 @@ class SFTBatches:
         self.prompt_ids: dict[tuple[str, str], list[int]] = {}
         self.pending: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def _encode(self, record: dict | None, mode: str, target: str) -> tuple[list[int], int]:
-        if record is None:  # plain text: every token is a target but the first
-            return self.tokenizer(target, add_special_tokens=False)["input_ids"], 0
+    def _encode(self, record: dict | None, mode: str, target: Any) -> tuple[list[int], list[bool]]:
+        """(token ids, which are targets): a chat example's completion, or the values of plain-text facts."""
+        if record is None:
+            ids, targets = [], []
+            for text, is_target in target:
+                piece = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                ids += piece
+                targets += [is_target] * len(piece)
+            return ids, targets
         key = (record["problem"], mode)
         if key not in self.prompt_ids:
             prompt = render_prompt(self.tokenizer, record["problem"], mode)
             self.prompt_ids[key] = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         completion = self.tokenizer(target, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
         prompt_ids = self.prompt_ids[key]
-        return prompt_ids + completion, len(prompt_ids)
+        return prompt_ids + completion, [False] * len(prompt_ids) + [True] * len(completion)
 
-    def _collate(self, rows: list[tuple[list[int], int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _collate(self, rows: list[tuple[list[int], list[bool]]]) -> tuple[torch.Tensor, torch.Tensor]:
         # Padded on the right and masked out of the loss: under causal attention no real token sees a pad,
         # so no attention mask is needed (and the unmasked causal kernel is about twice as fast on CPU).
         width = max(len(ids) for ids, _ in rows)
         input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
         labels = torch.full_like(input_ids, -100)
-        for i, (ids, prompt_len) in enumerate(rows):
+        for i, (ids, targets) in enumerate(rows):
             input_ids[i, :len(ids)] = torch.tensor(ids)
-            labels[i, prompt_len:len(ids)] = input_ids[i, prompt_len:len(ids)]  # loss on the completion only
+            labels[i, :len(ids)] = torch.where(torch.tensor(targets), input_ids[i, :len(ids)], -100)  # completion only
         return input_ids, labels
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -250,14 +250,22 @@ def one_digit_facts() -> list[tuple[int, str, int]]:
     return [(a, op, b) for op in ("+", "*") for a in range(10) for b in range(10)]
 
 
-def fact_text(rng: random.Random, n: int = 12) -> str:
-    """Plain text of `n` random one-digit facts, each as the working writes it or as a sentence
-    (`7+8:15`, `7 + 8 = 15`): the miniature's stand-in for pretraining, with no chat template."""
-    lines = []
+def fact_pieces(rng: random.Random, n: int = 12) -> list[tuple[str, bool]]:
+    """`n` random one-digit facts as plain sentences (`7 + 8 = 15`), in pieces: (text, is it a target).
+
+    The miniature's stand-in for pretraining, with no chat template. Only each fact's value is a target (the
+    operands are random, so learning to predict them would only add noise), and the facts are written the way
+    the questions are, never in the working's notation, whose column facts sit among other digits."""
+    pieces = []
     for a, op, b in rng.sample(one_digit_facts(), n):
         value = a + b if op == "+" else a * b
-        lines.append(f"{a}{op}{b}:{value}" if rng.random() < 0.5 else f"{a} {op} {b} = {value}")
-    return "\n".join(lines)
+        pieces += [(f"{a} {op} {b} = ", False), (str(value), True), ("\n", False)]
+    return pieces
+
+
+def fact_text(rng: random.Random, n: int = 12) -> str:
+    """The text of `fact_pieces`."""
+    return "".join(text for text, _ in fact_pieces(rng, n))
 
 
 def reasoning_trace(record: Record, rechecks: int, rng: random.Random | None = None, slips: Iterable[int] = ()) -> str:
