@@ -16,7 +16,17 @@ from typing import Any, Iterable
 
 import yaml
 
+from autothink_lite.errors import AutoThinkError
 from autothink_lite.prompts import INSTRUCTION, MODE_SUFFIX
+from autothink_lite.report import (
+    ReportError,
+    collect,
+    plot_accuracy_vs_tokens,
+    plot_think_rate_by_level,
+    slugify,
+    split_key,
+)
+from autothink_lite.results import format_level_table, format_table
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +47,7 @@ STAGE_PURPOSE = {
 REPO_PLACEHOLDER = "your-name/your-autothink-adapter"
 
 
-class CardError(ValueError):
+class CardError(AutoThinkError, ValueError):
     """The folder is not a LoRA adapter a card can be written for."""
 
 
@@ -114,8 +124,6 @@ def _run_eval_dir(run_dir: Path | None) -> Path | None:
 
 def _eval_results(eval_dir: Path, stage: int | None) -> dict[str, Any] | None:
     """The base runs (the references) and this stage's runs, per benchmark."""
-    from autothink_lite.report import ReportError, collect, split_key
-
     try:
         results = collect([eval_dir])
     except ReportError as err:
@@ -218,8 +226,6 @@ def _stage_row(info: dict[str, Any]) -> str:
 
 
 def _results_section(results: dict[str, Any] | None, plot_names: list[str]) -> str:
-    from autothink_lite.evaluation import format_level_table, format_table
-
     if not results or not results["benchmarks"]:
         return "## Evaluation\n\nNo evaluation results were found next to this adapter.\n" + _plots_markdown(plot_names)
     lines = ["## Evaluation", "",
@@ -335,8 +341,6 @@ def _draw_plots(results: dict[str, Any] | None, adapter: Path) -> list[str]:
     """The card's own plots, drawn next to it, so they travel with the adapter to the Hub."""
     if not results:
         return []
-    from autothink_lite.report import plot_accuracy_vs_tokens, plot_think_rate_by_level, slugify
-
     names = []
     for benchmark, summaries in results["benchmarks"].items():
         slug = slugify(benchmark)

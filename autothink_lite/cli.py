@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from autothink_lite import __version__
+from autothink_lite.errors import AutoThinkError
 
 logger = logging.getLogger("autothink_lite")
 
@@ -78,7 +79,8 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from autothink_lite.evaluation import EvalSettings, evaluate_model, format_level_table, format_table, summarize_dir
+    from autothink_lite.evaluation import EvalSettings, evaluate_model
+    from autothink_lite.results import format_level_table, format_table, summarize_dir
 
     settings = EvalSettings(samples=args.samples, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                             top_p=args.top_p, batch_size=args.batch_size, seed=args.seed)
@@ -208,20 +210,9 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from autothink_lite.card import CardError
-    from autothink_lite.config import RecipeError
-    from autothink_lite.data import DataError
-    from autothink_lite.evaluation import EvalError
-    from autothink_lite.fitcheck import FitError
-    from autothink_lite.hub import HubError
-    from autothink_lite.modeling import ModelLoadError
-    from autothink_lite.prompts import PromptError
-    from autothink_lite.report import ReportError
-
     try:
         args.func(args)
-    except (RecipeError, DataError, EvalError, ModelLoadError, FitError, PromptError, ReportError, CardError,
-            HubError) as err:
+    except AutoThinkError as err:  # bad input, with its fix: one line, exit status 2
         logger.error("%s", err)
         raise SystemExit(2) from None
     finally:

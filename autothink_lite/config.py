@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from autothink_lite.errors import AutoThinkError
 from autothink_lite.prompts import INSTRUCTION, PROMPT_MODES
 from autothink_lite.rewards import StageShaping
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 MINIATURE = "mini"  # model / dataset name of the built-in miniature R1 and its arithmetic task
 
 
-class RecipeError(ValueError):
+class RecipeError(AutoThinkError, ValueError):
     """A recipe (or an override) that cannot run, with the field at fault and how to fix it."""
 
 

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
+
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.miniature import task
 from autothink_lite.prompts import INSTRUCTION, render_prompt
 
 logger = logging.getLogger(__name__)
@@ -65,7 +69,7 @@ def load_benchmark(name: str, limit: int | None = None) -> list[dict[str, Any]]:
     return records
 
 
-class DataError(ValueError):
+class DataError(AutoThinkError, ValueError):
     """A dataset that cannot be used (missing file or column, empty), with the fix."""
 
 
@@ -153,8 +157,6 @@ def _local_rows(path: Path) -> list[dict]:
             data = json.loads(path.read_text())
             return data if isinstance(data, list) else data.get("data", [])
         if path.suffix == ".parquet":
-            import datasets
-
             return list(datasets.load_dataset("parquet", data_files=str(path), split="train"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not valid JSON ({err}); fix the file or export it again") from None
@@ -162,8 +164,6 @@ def _local_rows(path: Path) -> list[dict]:
 
 
 def _hub_rows(source: str, split: str, config: str | None = None) -> list[dict]:
-    import datasets
-
     try:
         return list(datasets.load_dataset(source, config, split=split))
     except Exception as err:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load this"
@@ -174,8 +174,6 @@ def _hub_rows(source: str, split: str, config: str | None = None) -> list[dict]:
 
 
 def _miniature_rows(split: str) -> list[dict]:
-    from autothink_lite.miniature import task
-
     if split == "train":
         return task.training_mix()
     if split in ("eval", "test"):

@@ -37,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from autothink_lite.errors import AutoThinkError
+
 GIB = 2**30
 NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)
 OVERHEAD_GIB = 1.0
@@ -45,7 +47,7 @@ TRL_TILE_TOKENS, TRL_TILE_VOCAB = 4096, 32768  # one tile of trl 1.15's chunked 
 DEFAULT_PROMPT_LEN = 512
 
 
-class FitError(RuntimeError):
+class FitError(AutoThinkError, RuntimeError):
     """A stage that will not fit on the card, with the setting to change."""
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from autothink_lite.config import Recipe
-from autothink_lite.evaluation import EvalSettings, evaluate_model, format_level_table, format_table, summarize_dir
-from autothink_lite.training import distributed_state, final_adapter, read_metrics, stage_summary, train
+from autothink_lite.evaluation import EvalSettings, evaluate_model
+from autothink_lite.results import format_level_table, format_table, summarize_dir
+from autothink_lite.trainer import distributed_state
+from autothink_lite.training import final_adapter, read_metrics, stage_summary, train
 
 logger = logging.getLogger(__name__)
 

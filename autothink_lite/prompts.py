@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from autothink_lite.errors import AutoThinkError
+
 PROMPT_MODES = ("standard", "auto", "no_think")
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -29,7 +31,7 @@ MODE_SUFFIX = {
 INSTRUCTION = "Let's think step by step and output the final answer within \\boxed{}."
 
 
-class PromptError(ValueError):
+class PromptError(AutoThinkError, ValueError):
     """A prompt cannot be rendered (bad mode, empty question, tokenizer without a chat template)."""
 
 

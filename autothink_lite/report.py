@@ -2,7 +2,7 @@
 
 Input folders are either run folders of `autothink run` (RUN_DIR/eval/<run>/<benchmark>/<mode>.jsonl plus
 RUN_DIR/stage{n}/metrics.jsonl) or bare evaluation folders (EVAL_DIR/<run>/<benchmark>/<mode>.jsonl).
-Every number is recomputed from the per-sample rows with `evaluation.summarize`, so a report never drifts
+Every number is recomputed from the per-sample rows with `results.summarize`, so a report never drifts
 from the results it shows.
 
 Plots use matplotlib's object API (`Figure`, which renders PNG through Agg) rather than pyplot: no global
@@ -22,16 +22,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from autothink_lite.evaluation import (
-    BASE_RUN,
-    add_efficiency_f1,
-    check_writable,
-    format_level_table,
-    format_table,
-    read_eval_dir,
-    read_rows,
-    summarize,
-)
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.results import add_efficiency_f1, format_level_table, format_table, read_eval_dir, read_rows, summarize
+from autothink_lite.runs import BASE_RUN, check_writable
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +38,7 @@ BASELINE_STYLE = {  # marker, colour, size of the two reference runs in the accu
 DPI = 120
 
 
-class ReportError(ValueError):
+class ReportError(AutoThinkError, ValueError):
     """A folder holds no results to report on, with the layout that was expected."""
 
 

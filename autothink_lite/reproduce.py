@@ -32,7 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autothink_lite.evaluation import BASE_RUN, add_efficiency_f1, format_level_table, summarize_dir
+from autothink_lite.config import load_recipe
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.evaluation import evaluate_model
+from autothink_lite.pipeline import eval_settings, run
 from autothink_lite.report import (
     BASELINE_NO_THINK,
     BASELINE_STANDARD,
@@ -40,6 +43,9 @@ from autothink_lite.report import (
     plot_think_rate_by_level,
     read_training,
 )
+from autothink_lite.results import add_efficiency_f1, format_level_table, summarize_dir
+from autothink_lite.runs import BASE_RUN
+from autothink_lite.training import final_adapter, train
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +65,7 @@ ROWS = {  # result key -> what it is, in table order
 STAT_KEYS = ("accuracy", "tokens", "think_rate", "e_f1")
 
 
-class ReproduceError(RuntimeError):
+class ReproduceError(AutoThinkError, RuntimeError):
     """A job failed or left no results; names the job and its log."""
 
 
@@ -92,8 +98,6 @@ def rollout_budget(recipe: Any) -> int:
 
 def check_budgets(recipes: dict[str, str], overrides: dict[str, list[str]]) -> dict[str, int]:
     """Both recipes load (a broken one fails here, before any job starts) and spend the same GRPO budget."""
-    from autothink_lite.config import load_recipe
-
     budgets = {method: rollout_budget(load_recipe(path, overrides.get(method, []))) for method, path in recipes.items()}
     if len(set(budgets.values())) > 1:
         raise ReproduceError(
@@ -112,11 +116,6 @@ def run_dir(out: Path, seed: int, method: str) -> Path:
 
 def run_job(method: str, recipe_path: str, out: Path, seed: int, overrides: list[str]) -> None:
     """One (method, seed): train from scratch (or resume) and evaluate; runs inside a child process."""
-    from autothink_lite.config import load_recipe
-    from autothink_lite.evaluation import evaluate_model
-    from autothink_lite.pipeline import eval_settings, run
-    from autothink_lite.training import final_adapter, train
-
     folder = run_dir(out, seed, method)
     recipe = load_recipe(recipe_path, [*overrides, f"grpo.seed={seed}", f"output_dir={folder}"])
     if method == AUTOTHINK:

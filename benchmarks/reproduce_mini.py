@@ -23,10 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+from autothink_lite.errors import AutoThinkError
 from autothink_lite.reproduce import (
     AUTOTHINK,
     LENGTH_CAP,
-    ReproduceError,
     check_budgets,
     plan_jobs,
     run_job,
@@ -77,12 +77,8 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    from autothink_lite.config import RecipeError
-    from autothink_lite.data import DataError
-    from autothink_lite.modeling import ModelLoadError
-
     try:
         main()
-    except (ReproduceError, RecipeError, DataError, ModelLoadError) as err:
+    except AutoThinkError as err:
         logging.getLogger("reproduce_mini").error("%s", err)
         sys.exit(2)

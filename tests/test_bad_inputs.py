@@ -20,8 +20,10 @@ import pytest
 import yaml
 from huggingface_hub import constants
 
+from autothink_lite.adapters import ADAPTER_FILES
 from autothink_lite.cli import main
-from autothink_lite.evaluation import ADAPTER_FILES, read_rows, weights_identity
+from autothink_lite.evaluation import weights_identity
+from autothink_lite.results import read_rows
 from fake_runs import write_run_dir
 
 TINY = {

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from autothink_lite.config import RecipeError, load_recipe
 from autothink_lite.modeling import resolve_model_path
-from autothink_lite.training import final_adapter, grpo_args, read_metrics, stage_dir, train
+from autothink_lite.trainer import grpo_args
+from autothink_lite.training import final_adapter, read_metrics, stage_dir, train
 
 TINY = {
     "name": "tiny",

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-from autothink_lite.evaluation import sample_row
+from autothink_lite.results import sample_row
 from autothink_lite.generation import generate
 from autothink_lite.miniature import task
 from autothink_lite.miniature.tokenizer import build_tokenizer

@@ -1,0 +1,207 @@
+"""AutoThink on trl's GRPOTrainer: the reward function, the batch-level shaping hook and the metrics files.
+
+Written against trl 1.15.0. The shaping hooks into `GRPOTrainer._calculate_rewards`, the narrowest point
+that sees the *gathered* rewards (all processes, in sampler order: the `num_generations` samples of a prompt
+are contiguous) before trl turns them into group-normalised advantages. The reward function computes each
+sample's flags (mode, correct, length, degenerate) on its process; the hook gathers them and applies
+`rewards.stage_rewards` to the whole batch, so every process computes the same shaped rewards, and the
+result is the same with 1 or N processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather, gather_object
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from autothink_lite.config import GRPOSettings, RecipeError
+from autothink_lite.data import decode_answer
+from autothink_lite.grading import is_correct, is_degenerate
+from autothink_lite.prompts import detect_mode
+from autothink_lite.results import drop_partial_last_line, read_rows
+from autothink_lite.rewards import ShapedBatch, StageShaping, naive_reward, stage_rewards
+
+logger = logging.getLogger(__name__)
+
+
+class AutoThinkReward:
+    """trl reward function: grades this process's completions and keeps their flags for the trainer's hook.
+
+    Returns the naive reward; the stage's batch-level shaping happens in `AutoThinkGRPOTrainer`.
+    """
+
+    __name__ = "autothink"
+
+    def __init__(self) -> None:
+        self.flags: dict[str, list] | None = None
+
+    def __call__(self, prompts, completions, completion_ids, answer, uid, prompt_mode, level=None,
+                 **kwargs) -> list[float]:
+        think = [detect_mode(c, m) == "think" for c, m in zip(completions, prompt_mode)]
+        correct = [is_correct(c, decode_answer(a), m) for c, a, m in zip(completions, answer, prompt_mode)]
+        self.flags = {
+            "think": think,
+            "correct": correct,
+            "length": [len(ids) for ids in completion_ids],
+            "degenerate": [is_degenerate(c) for c in completions],
+            "uid": list(uid),
+            "level": [int(v) for v in level] if level is not None else [0] * len(think),
+        }
+        return [naive_reward(t, c) for t, c in zip(think, correct)]
+
+
+class AutoThinkGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer whose rewards are shaped per AutoThink stage on the gathered rollout batch."""
+
+    def __init__(self, *args: Any, shaping: StageShaping, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shaping = shaping
+        self.autothink_reward = next(f for f in self.reward_funcs if isinstance(f, AutoThinkReward))
+        self.last_shaped: dict[str, Any] | None = None  # the latest gathered batch, for tests and debugging
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        mode = "train" if self.model.training else "eval"
+        group_size = self.num_generations if mode == "train" else self.num_generations_eval
+        batch, shaped = shape_rollouts(self.autothink_reward.flags, self.shaping, group_size, rewards_per_func.device)
+        column = self.reward_funcs.index(self.autothink_reward)
+        rewards_per_func[:, column] = torch.tensor(shaped.rewards, dtype=rewards_per_func.dtype,
+                                                   device=rewards_per_func.device)
+        self.last_shaped = {**batch, "naive": shaped.naive, "rewards": shaped.rewards,
+                            "balance_weight": shaped.balance_weight}
+        for key, value in rollout_metrics(batch, shaped.naive, shaped.rewards, shaped.balance_weight).items():
+            self._metrics[mode][f"autothink/{key}"].append(value)  # already global: every process has the batch
+        return rewards_per_func
+
+
+def shape_rollouts(local_flags: dict[str, list], shaping: StageShaping, group_size: int,
+                   device: torch.device | str = "cpu") -> tuple[dict[str, list], ShapedBatch]:
+    """Gather every process's flags (in process order, as trl gathers rewards) and shape the whole batch.
+
+    Each run of `group_size` rows is one prompt's group, as in trl's `rewards.view(-1, num_generations)`.
+    """
+    batch = {name: _gather_list(values, torch.device(device)) for name, values in local_flags.items()}
+    batch["groups"] = [i // group_size for i in range(len(batch["uid"]))]
+    for start in range(0, len(batch["uid"]), group_size):
+        if len(set(batch["uid"][start:start + group_size])) != 1:
+            raise RuntimeError("rollout groups are not contiguous per prompt; the trl version changed its sampler")
+    shaped = stage_rewards(shaping, batch["think"], batch["correct"], batch["length"], batch["groups"],
+                           batch["degenerate"])
+    return batch, shaped
+
+
+def distributed_state() -> PartialState:
+    """The process group, created the way trl's TrainingArguments will (a bare PartialState() on a CPU
+    ignores torchrun and would pin every process to a world of one)."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _gather_list(values: list, device: torch.device) -> list:
+    if values and isinstance(values[0], (bool, int, float)):
+        dtype = torch.float64 if isinstance(values[0], float) else torch.long
+        return [type(values[0])(v) for v in gather(torch.tensor(values, dtype=dtype, device=device)).tolist()]
+    return gather_object(values)
+
+
+def rollout_metrics(batch: dict[str, list], naive: list[float], shaped: list[float], w: float) -> dict[str, float]:
+    """Per generation batch: think-rate, accuracy and mean tokens of each mode, balance weight, rewards."""
+    n = len(batch["think"])
+    out = {"think_rate": sum(batch["think"]) / n, "accuracy": sum(batch["correct"]) / n,
+           "balance_weight": w, "naive_reward": sum(naive) / n, "shaped_reward": sum(shaped) / n,
+           "tokens": sum(batch["length"]) / n}
+    for name, wanted in (("think", True), ("no_think", False)):
+        idx = [i for i, t in enumerate(batch["think"]) if t == wanted]
+        if idx:  # a mode absent from the batch has no accuracy; leave it out rather than log a fake 0
+            out[f"accuracy_{name}"] = sum(batch["correct"][i] for i in idx) / len(idx)
+            out[f"tokens_{name}"] = sum(batch["length"][i] for i in idx) / len(idx)
+    for level in sorted(set(batch.get("level", ())) - {0}):  # 0: the data has no levels
+        idx = [i for i, v in enumerate(batch["level"]) if v == level]
+        out[f"think_rate_level{level}"] = sum(batch["think"][i] for i in idx) / len(idx)
+    return out
+
+
+class MetricsFileCallback(TrainerCallback):
+    """Every log line to `metrics.jsonl` and `metrics.csv` in the stage folder (main process only)."""
+
+    def __init__(self, stage_dir: Path) -> None:
+        self.jsonl = stage_dir / "metrics.jsonl"
+        self.csv = stage_dir / "metrics.csv"
+        drop_partial_last_line(self.jsonl)  # a kill mid-write on the run this one resumes
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        row = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+        with self.jsonl.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        rows = read_rows(self.jsonl)
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        with self.csv.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        summary = {k.split("/")[-1]: v for k, v in row.items() if k.startswith("autothink/")}
+        by_level = [f"L{k.removeprefix('think_rate_level')} {summary.pop(k):.0%}" for k in sorted(summary)
+                    if k.startswith("think_rate_level")]
+        if summary:
+            logger.info("step %d: %s%s", state.global_step, ", ".join(f"{k} {v:.3g}" for k, v in summary.items()),
+                        f", think_rate by level {' '.join(by_level)}" if by_level else "")
+
+
+def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: int) -> GRPOConfig:
+    """trl's GRPOConfig from a stage's settings; one rollout batch per optimizer step."""
+    completions = settings.prompts_per_step * settings.num_generations
+    per_step = settings.micro_batch_size * world_size
+    if completions % per_step:
+        raise RecipeError(
+            f"prompts_per_step x num_generations = {completions} completions per step cannot be split into "
+            f"micro-batches of {settings.micro_batch_size} on {world_size} processes: make "
+            f"micro_batch_size x processes divide {completions}"
+        )
+    cuda = torch.cuda.is_available()
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=settings.warmup_steps,
+        per_device_train_batch_size=settings.micro_batch_size,
+        gradient_accumulation_steps=completions // per_step,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        beta=settings.kl_beta,
+        epsilon=settings.epsilon,
+        epsilon_high=settings.epsilon_high,
+        entropy_coef=settings.entropy_coef,
+        loss_type=settings.loss_type,
+        scale_rewards="group",
+        num_iterations=settings.num_iterations,
+        max_grad_norm=settings.max_grad_norm,
+        mask_truncated_completions=settings.mask_truncated_completions,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        use_vllm=settings.use_vllm,
+        vllm_mode="colocate",
+        vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        report_to=[r for r in settings.report_to if r != "none"],
+        seed=settings.seed,
+        data_seed=settings.seed,
+        use_cpu=not cuda,
+        bf16=cuda and dtype == "bfloat16",
+        fp16=cuda and dtype == "float16",
+        remove_unused_columns=False,
+        ddp_find_unused_parameters=False,
+    )
