@@ -22,6 +22,7 @@ import yaml
 from autothink_lite.errors import AutoThinkError
 from autothink_lite.prompts import INSTRUCTION, PROMPT_MODES
 from autothink_lite.rewards import StageShaping
+from autothink_lite.runs import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,8 @@ class RecipeError(AutoThinkError, ValueError):
     """A recipe (or an override) that cannot run, with the field at fault and how to fix it."""
 
 
-def _field(default: Any, help: str, choices: tuple | None = None, **kwargs: Any) -> Any:
-    metadata = {"help": help, "choices": choices}
+def _field(default: Any, help: str, choices: tuple | None = None, internal: bool = False, **kwargs: Any) -> Any:
+    metadata = {"help": help, "choices": choices, "internal": internal}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
@@ -126,15 +127,30 @@ class StageConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalSettings:
+    """How models are evaluated: a recipe's `eval:` section, and the defaults of `autothink eval`'s flags."""
+
     benchmarks: list[str] = _field([MINIATURE], "benchmarks evaluated after training (see `autothink eval`)")
     modes: list[str] = _field(["auto"], "prompt modes for the trained stages; the base also gets standard + no_think")
     samples: int = _field(1, "samples per problem (pass@1 is averaged over them; paper: 16)")
-    max_new_tokens: int = _field(1024, "generation budget")
+    max_new_tokens: int = _field(1024, "generation budget (paper: 32768)")
     temperature: float = _field(0.6, "sampling temperature (paper: 0.6)")
     top_p: float = _field(0.95, "nucleus sampling (paper: 0.95)")
     limit: int | None = _field(None, "evaluate only the first N problems of each benchmark")
     batch_size: int = _field(32, "prompts per generation batch")
+    seed: int = _field(0, "sampling seed; `autothink run` uses the recipe's grpo.seed", internal=True)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong with its value) for every value no evaluation can run with."""
+        found = [(name, "must be at least 1") for name in ("samples", "max_new_tokens", "batch_size")
+                 if getattr(self, name) < 1]
+        if self.limit is not None and self.limit < 1:
+            found.append(("limit", "give at least 1 problem per benchmark, or leave the limit out for all"))
+        if not self.temperature > 0:
+            found.append(("temperature", "sampling needs a temperature above 0 (paper: 0.6)"))
+        if not 0 < self.top_p <= 1:
+            found.append(("top_p", "must be in (0, 1] (paper: 0.95)"))
+        return found
 
 
 @dataclass
@@ -148,8 +164,13 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     stages: dict[int, StageConfig] = field(default_factory=dict)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: EvalSettings = field(default_factory=EvalSettings)
     source: str = field(default="<dict>", metadata={"help": "file the recipe came from", "internal": True})
+
+    @property
+    def run(self) -> RunFolder:
+        """The run folder this recipe writes (`output_dir`)."""
+        return RunFolder(self.output_dir)
 
     def stage_grpo(self, stage: int) -> GRPOSettings:
         """The GRPO settings of one stage: the recipe's, with the stage's overrides applied."""
@@ -316,14 +337,10 @@ def _check_combinations(recipe: Recipe) -> None:
                 f"{where}: prompts_per_step x num_generations = {completions} completions per step is not divisible by "
                 f"micro_batch_size={g.micro_batch_size}: pick a micro_batch_size that divides {completions}"
             )
-    for section, names in (("eval", ("samples", "max_new_tokens", "batch_size", "limit")), ("data", ("limit",))):
-        for name in names:
-            value = getattr(getattr(recipe, section), name)
-            if value is not None and value < 1:
-                fix = " or leave it unset for all" if name == "limit" else ""
-                raise RecipeError(f"{src}: {section}.{name}={value}: must be at least 1{fix}")
-    if not recipe.eval.temperature > 0 or not 0 < recipe.eval.top_p <= 1:
-        raise RecipeError(f"{src}: eval.temperature must be positive and eval.top_p in (0, 1]")
+    if recipe.data.limit is not None and recipe.data.limit < 1:
+        raise RecipeError(f"{src}: data.limit={recipe.data.limit}: must be at least 1 or leave it unset for all")
+    for name, what in recipe.eval.problems():
+        raise RecipeError(f"{src}: eval.{name}={getattr(recipe.eval, name)}: {what}")
     if recipe.lora.r < 1 or recipe.lora.alpha < 1 or not recipe.lora.target_modules:
         raise RecipeError(f"{src}: lora: r and alpha must be at least 1 and target_modules non-empty")
     if recipe.model.fast_inference and recipe.model.backend == "transformers":

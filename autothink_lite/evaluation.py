@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from autothink_lite.adapters import ADAPTER_FILES, adapter_rank, pull_adapter
+from autothink_lite.config import EvalSettings, ModelConfig
 from autothink_lite.data import load_benchmark
 from autothink_lite.errors import AutoThinkError
 from autothink_lite.generation import VLLMEngine, generate, vllm_available
@@ -36,24 +36,10 @@ class EvalError(AutoThinkError, ValueError):
     """An evaluation that cannot run as asked (bad settings, results of another evaluation in the way), with the fix."""
 
 
-@dataclass
-class EvalSettings:
-    samples: int = 1
-    max_new_tokens: int = 1024
-    temperature: float = 0.6
-    top_p: float = 0.95
-    batch_size: int = 32
-    seed: int = 0
-
-    def check(self) -> None:
-        for flag, value in (("--samples", self.samples), ("--max-new-tokens", self.max_new_tokens),
-                            ("--batch-size", self.batch_size)):
-            if value < 1:
-                raise EvalError(f"{flag} {value}: must be at least 1")
-        if not self.temperature > 0:
-            raise EvalError(f"--temperature {self.temperature}: sampling needs a temperature above 0 (paper: 0.6)")
-        if not 0 < self.top_p <= 1:
-            raise EvalError(f"--top-p {self.top_p}: must be in (0, 1] (paper: 0.95)")
+def check_settings(settings: EvalSettings) -> None:
+    """EvalError naming the `autothink eval` flag of the first value no evaluation can run with."""
+    for name, what in settings.problems():
+        raise EvalError(f"--{name.replace('_', '-')} {getattr(settings, name)}: {what}")
 
 
 def evaluate_mode(
@@ -100,35 +86,32 @@ def evaluate_mode(
 def evaluate_model(
     model_name: str,
     adapters: list[str],
-    benchmarks: list[str],
-    modes: list[str],
     settings: EvalSettings,
     out_dir: Path,
     *,
     label: str | None = None,
     load_in_4bit: bool = False,
-    dtype: str = "float32",
-    limit: int | None = None,
+    dtype: str = ModelConfig.dtype,
     overwrite: bool = False,
 ) -> str:
-    """Evaluate a base (+ adapters) on benchmarks x modes into `out_dir/<label>/<benchmark>/<mode>.jsonl`.
+    """Evaluate a base (+ adapters) on the settings' benchmarks x modes into
+    `out_dir/<label>/<benchmark>/<mode>.jsonl`; returns the label.
 
     Every results file is checked before the model is loaded: one holding samples of another evaluation
     (see `provenance`) raises EvalError, or with `overwrite` is deleted and redone."""
-    settings.check()
-    if limit is not None and limit < 1:
-        raise EvalError(f"--limit {limit}: give at least 1 problem per benchmark, or leave --limit out for all")
+    check_settings(settings)
+    limit = settings.limit
     check_writable(out_dir, "--output", EvalError)
     label = label or run_label(adapters)
     adapters = [pull_adapter(a, error=ModelLoadError) for a in adapters]
     identity = {"model": model_identity(model_name), "adapters": [weights_identity(Path(a), ADAPTER_FILES)
                                                                   for a in adapters]}
     plan = []
-    for benchmark in benchmarks:
+    for benchmark in settings.benchmarks:
         records = load_benchmark(benchmark)
         benchmark_id = {"name": benchmark, "sha256": records_sha256(records)}
         records = records[:limit] if limit else records
-        for mode in modes:
+        for mode in settings.modes:
             out_file = results_file(out_dir, label, benchmark, mode)
             prov = provenance(identity, benchmark_id, mode, settings, load_in_4bit=load_in_4bit, dtype=dtype)
             plan.append((records, mode, out_file, prepare_results_file(out_file, prov, overwrite=overwrite)))

@@ -21,6 +21,34 @@ from autothink_lite.runs import BASE_RUN, run_order
 
 logger = logging.getLogger(__name__)
 
+class ResultKey(str):
+    """Which results a summary describes: a run (base, stage3, ...), a prompt mode and, when several results
+    folders are compared, the folder's label. It is the text tables and JSON show ("base standard",
+    "runA/stage3 auto"), so summaries keyed by it print and serialise as before, and it keeps its parts."""
+
+    run: str
+    mode: str
+    source: str
+
+    def __new__(cls, run: str, mode: str, source: str = "") -> ResultKey:
+        key = super().__new__(cls, f"{source}/{run} {mode}" if source else f"{run} {mode}")
+        key.run, key.mode, key.source = run, mode, source
+        return key
+
+    def __getnewargs__(self) -> tuple[str, str, str]:  # copy and pickle rebuild it from its parts
+        return self.run, self.mode, self.source
+
+    def with_source(self, source: str) -> ResultKey:
+        return ResultKey(self.run, self.mode, source)
+
+    @property
+    def is_reference(self) -> bool:
+        """One of E-F1's two reference runs: the base model under the standard or the no-think prompt."""
+        return self.run == BASE_RUN and self.mode in ("standard", "no_think")
+
+
+BASE_STANDARD = ResultKey(BASE_RUN, "standard")  # E-F1's references: the same model, standard and no-think
+BASE_NO_THINK = ResultKey(BASE_RUN, "no_think")
 ROW_KEYS = {"id", "mode", "correct", "tokens", "answer"}  # what a summary reads from a results row
 MODE_ORDER = ("standard", "no_think", "auto")
 
@@ -31,18 +59,18 @@ def results_file(eval_dir: Path, run: str, benchmark: str, mode: str) -> Path:
     return Path(eval_dir) / run / slug / f"{mode}.jsonl"
 
 
-def summarize_dir(eval_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
-    """{benchmark: {"<run> <mode>": summary}} for every results file under `eval_dir`, with E-F1 against
+def summarize_dir(eval_dir: Path) -> dict[str, dict[ResultKey, dict[str, Any]]]:
+    """{benchmark: {ResultKey: summary}} for every results file under `eval_dir`, with E-F1 against
     `base standard` / `base no_think` where those runs exist."""
     out = {}
     for benchmark, results in read_eval_dir(Path(eval_dir)).items():
         out[benchmark] = {key: summarize(rows) for key, rows in results.items()}
-        add_efficiency_f1(out[benchmark], f"{BASE_RUN} standard", f"{BASE_RUN} no_think")
+        add_efficiency_f1(out[benchmark])
     return out
 
 
-def read_eval_dir(eval_dir: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """{benchmark: {"<run> <mode>": rows}}, runs in order base, stage1, stage2, ..., others; modes in MODE_ORDER."""
+def read_eval_dir(eval_dir: Path) -> dict[str, dict[ResultKey, list[dict[str, Any]]]]:
+    """{benchmark: {ResultKey: rows}}, runs in order base, stage1, stage2, ..., others; modes in MODE_ORDER."""
     results: dict[str, dict[str, list]] = {}
     for run_dir in sorted((d for d in eval_dir.iterdir() if d.is_dir()), key=lambda d: run_order(d.name)):
         for bench_dir in sorted(d for d in run_dir.iterdir() if d.is_dir()):
@@ -54,7 +82,7 @@ def read_eval_dir(eval_dir: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
                 if not all(isinstance(r, dict) and ROW_KEYS <= r.keys() for r in rows):
                     logger.warning("%s does not hold evaluation samples; left out of the report", path)
                     continue
-                results.setdefault(bench_dir.name, {})[f"{run_dir.name} {path.stem}"] = rows
+                results.setdefault(bench_dir.name, {})[ResultKey(run_dir.name, path.stem)] = rows
     return results
 
 
@@ -145,8 +173,10 @@ def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def add_efficiency_f1(summaries: dict[str, dict[str, Any]], standard_key: str, no_think_key: str) -> None:
-    """E-F1 of every summary against the standard and no-think runs named, when both are present."""
+def add_efficiency_f1(summaries: dict[str, dict[str, Any]], standard_key: str = BASE_STANDARD,
+                      no_think_key: str = BASE_NO_THINK) -> None:
+    """E-F1 of every summary against the standard and no-think runs named (by default the base's), when both
+    are present."""
     std, no = summaries.get(standard_key), summaries.get(no_think_key)
     if not std or not no:
         return

@@ -53,3 +53,71 @@ def check_writable(folder: Path, flag: str, error: type[Exception]) -> None:
     except OSError as err:
         raise error(f"cannot write to {folder} ({err.strerror or err}): pass another {flag}, or make "
                     "that folder writable") from None
+
+
+class RunFolder:
+    """A run folder as `autothink run` leaves it (`recipe.output_dir`):
+
+      recipe.yaml                   the training part of the recipe the run was started with
+      stage{n}/checkpoint-*/        trl checkpoints (resume points)
+      stage{n}/final/               the stage's adapter + stage.json (written last: marks the stage done)
+      stage{n}/metrics.jsonl, .csv  every logging step: trl's metrics and AutoThink's
+      eval/<run>/<benchmark>/<mode>.jsonl   evaluation samples (`results`)
+      summary.json, summary.md      the main job's summary
+    """
+
+    RECIPE = "recipe.yaml"
+    SUMMARIES = ("summary.json", "summary.md")
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    @property
+    def recipe_file(self) -> Path:
+        return self.path / self.RECIPE
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / "eval"
+
+    def summary_file(self, suffix: str) -> Path:
+        return self.path / f"summary.{suffix}"
+
+    def stage_dir(self, stage: int) -> Path:
+        return self.path / stage_name(stage)
+
+    def metrics_file(self, stage: int) -> Path:
+        return self.stage_dir(stage) / "metrics.jsonl"
+
+    def final_dir(self, stage: int) -> Path:
+        return self.stage_dir(stage) / "final"
+
+    def final_adapter(self, stage: int) -> Path | None:
+        """The stage's adapter once the stage has finished, else None."""
+        final = self.final_dir(stage)
+        return final if (final / STAGE_DONE).is_file() else None
+
+    def stages(self) -> list[int]:
+        """The stages that have a folder here, in order."""
+        found = (stage_number(p.name) for p in self.path.glob("stage*") if p.is_dir())
+        return sorted(stage for stage in found if stage is not None)
+
+    def finished_work(self) -> list[str]:
+        """What the folder holds that took time to make: finished stages, checkpoints, evaluation samples."""
+        work = [str(p.parent.relative_to(self.path)) for p in sorted(self.path.glob(f"stage*/final/{STAGE_DONE}"))]
+        work += [str(p.relative_to(self.path)) for p in sorted(self.path.glob("stage*/checkpoint-*")) if p.is_dir()]
+        work += [str(p.relative_to(self.path)) for p in sorted(self.eval_dir.glob("**/*.jsonl")) if p.stat().st_size]
+        return work
+
+    @classmethod
+    def is_run(cls, folder: Path) -> bool:
+        return (Path(folder) / "eval").is_dir() or (Path(folder) / cls.RECIPE).is_file()
+
+    @classmethod
+    def of_adapter(cls, adapter: Path) -> tuple[RunFolder, int] | None:
+        """(run folder, stage) of an adapter saved as RUN_DIR/stage{n}/<name>; None for any other folder."""
+        stage = stage_number(Path(adapter).parent.name)
+        return (cls(Path(adapter).parent.parent), stage) if stage is not None else None

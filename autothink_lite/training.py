@@ -1,12 +1,6 @@
 """Three-stage AutoThink training: each stage is one trl GRPOTrainer run (`trainer.AutoThinkGRPOTrainer`) with
 that stage's reward shaping, continuing the previous stage's adapter; finished stages are skipped, a stage
-killed mid-way resumes from its last checkpoint.
-
-Run layout (`recipe.output_dir`):
-  recipe.yaml                   the training part of the recipe the run was started with
-  stage{n}/checkpoint-*/        trl checkpoints (resume points)
-  stage{n}/final/               the stage's adapter + stage.json (written last: marks the stage done)
-  stage{n}/metrics.jsonl, .csv  every logging step: trl's metrics and AutoThink's
+killed mid-way resumes from its last checkpoint. Everything lands in the recipe's run folder (`runs.RunFolder`).
 """
 
 from __future__ import annotations
@@ -29,7 +23,6 @@ from autothink_lite.config import Recipe, RecipeError
 from autothink_lite.data import load_problems, prompt_rows
 from autothink_lite.fitcheck import check_fit, estimate_from_recipe
 from autothink_lite.modeling import ModelLoadError, attach_lora, load_base, resolve_model_path
-from autothink_lite.results import read_rows
 from autothink_lite.runs import STAGE_DONE, check_writable
 from autothink_lite.trainer import (
     AutoThinkGRPOTrainer,
@@ -55,15 +48,6 @@ class StageResult:
     skipped: bool
 
 
-def stage_dir(recipe: Recipe, stage: int) -> Path:
-    return Path(recipe.output_dir) / f"stage{stage}"
-
-
-def final_adapter(recipe: Recipe, stage: int) -> Path | None:
-    final = stage_dir(recipe, stage) / "final"
-    return final if (final / STAGE_DONE).is_file() else None
-
-
 def train(recipe: Recipe, stages: list[int] | None = None, *, overwrite: bool = False) -> list[StageResult]:
     """Run the recipe's stages in order; each continues the previous stage's adapter. Finished stages are
     skipped, a stage killed mid-way resumes from its last checkpoint."""
@@ -83,10 +67,10 @@ def _previous_adapter(recipe: Recipe, stage: int) -> Path | None:
     earlier = [s for s in recipe.stages if s < stage]
     if not earlier:
         return None
-    adapter = final_adapter(recipe, earlier[-1])
+    adapter = recipe.run.final_adapter(earlier[-1])
     if adapter is None:
         raise RecipeError(
-            f"stage {stage} continues stage {earlier[-1]}'s adapter, which is not in {stage_dir(recipe, earlier[-1])} "
+            f"stage {stage} continues stage {earlier[-1]}'s adapter, which is not in {recipe.run.stage_dir(earlier[-1])} "
             f"yet: run --stages {earlier[-1]},{stage} (or all stages)"
         )
     return adapter
@@ -99,13 +83,13 @@ def prepare_run_dir(recipe: Recipe, overwrite: bool) -> None:
     misspelt model name) is simply taken over. `overwrite` deletes everything the earlier run produced:
     stages, evaluations and summaries."""
     state = distributed_state()
-    run_dir = Path(recipe.output_dir)
-    snapshot = run_dir / "recipe.yaml"
+    run = recipe.run
+    run_dir, snapshot = run.path, run.recipe_file
     current = {k: v for k, v in dataclasses.asdict(recipe).items() if k in TRAINING_SECTIONS}
     if state.is_main_process:
         check_writable(run_dir, "--output", RecipeError)
         if snapshot.is_file() and yaml.safe_load(snapshot.read_text()) != current:
-            work = finished_work(run_dir)
+            work = run.finished_work()
             if not work:
                 logger.info("%s holds no finished work of its earlier recipe; starting this one there", run_dir)
             elif not overwrite:
@@ -115,25 +99,14 @@ def prepare_run_dir(recipe: Recipe, overwrite: bool) -> None:
                 )
             else:
                 logger.warning("--overwrite: deleting the earlier run in %s (stages, evaluations, summary)", run_dir)
-                for old in [*run_dir.glob("stage*"), run_dir / "eval"]:
+                for old in [*run_dir.glob("stage*"), run.eval_dir]:
                     if old.is_dir():
                         shutil.rmtree(old)
-                for old in RUN_SUMMARIES:
+                for old in run.SUMMARIES:
                     (run_dir / old).unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         snapshot.write_text(yaml.safe_dump(current, sort_keys=False))
     state.wait_for_everyone()
-
-
-RUN_SUMMARIES = ("summary.json", "summary.md")
-
-
-def finished_work(run_dir: Path) -> list[str]:
-    """What a run folder holds that took time to make: finished stages, checkpoints, evaluation samples."""
-    work = [str(p.parent.relative_to(run_dir)) for p in sorted(run_dir.glob(f"stage*/final/{STAGE_DONE}"))]
-    work += [str(p.relative_to(run_dir)) for p in sorted(run_dir.glob("stage*/checkpoint-*")) if p.is_dir()]
-    work += [str(p.relative_to(run_dir)) for p in sorted(run_dir.glob("eval/**/*.jsonl")) if p.stat().st_size]
-    return work
 
 
 def last_complete_checkpoint(out: Path) -> str | None:
@@ -179,8 +152,8 @@ def check_stage_fits(recipe: Recipe, stage: int, gpu_gb: float | None = None) ->
 
 
 def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> StageResult:
-    out = stage_dir(recipe, stage)
-    done = final_adapter(recipe, stage)
+    out = recipe.run.stage_dir(stage)
+    done = recipe.run.final_adapter(stage)
     if done is not None:
         logger.info("stage %d already finished (%s); skipping it", stage, done)
         return StageResult(stage, done, 0.0, skipped=True)
@@ -215,14 +188,14 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
         for stale in (out / "metrics.jsonl", out / "metrics.csv"):
             stale.unlink(missing_ok=True)  # left by a run killed before its first checkpoint
     trainer.train(resume_from_checkpoint=resume)
-    final = out / "final"
+    final = recipe.run.final_dir(stage)
     trainer.save_model(str(final))
     seconds = time.perf_counter() - started
     if state.is_main_process:
         tokenizer.save_pretrained(str(final))
         info = {"stage": stage, "recipe": recipe.name, "base_model": recipe.model.name_or_path,
                 # relative to the run folder: stage.json travels with the adapter to the Hub
-                "previous_adapter": str(previous_adapter.relative_to(recipe.output_dir)) if previous_adapter else None,
+                "previous_adapter": str(previous_adapter.relative_to(recipe.run.path)) if previous_adapter else None,
                 "backend": backend,
                 "shaping": dataclasses.asdict(shaping), "grpo": dataclasses.asdict(settings),
                 "seconds_this_run": round(seconds, 1),
@@ -232,10 +205,6 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
     state.wait_for_everyone()
     logger.info("stage %d finished in %.0f s: adapter in %s", stage, seconds, final)
     return StageResult(stage, final, seconds, skipped=False)
-
-
-def read_metrics(recipe: Recipe, stage: int) -> list[dict[str, float]]:
-    return read_rows(stage_dir(recipe, stage) / "metrics.jsonl")
 
 
 def stage_summary(rows: list[dict[str, float]]) -> dict[str, float]:

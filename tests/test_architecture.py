@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "autothink_lite"
@@ -100,3 +101,26 @@ def test_the_pure_modules_import_no_torch_or_trl_even_through_other_modules():
         heavy = sorted({f"{module} imports {name}" for module in seen for name, _ in imports_of(module)
                         if name.split(".")[0] in HEAVY})
         assert not heavy, f"{pure}: {heavy}"
+
+
+def module_map() -> list[str]:
+    """The modules of the package's docstring map, in its order ('miniature/' stands for the subpackage)."""
+    import autothink_lite
+
+    text = autothink_lite.__doc__.split("Module map")[1]
+    return [f"autothink_lite.{name}" for name in re.findall(r"(?m)(?:^  |;  )([a-z_]+)/?  ", text)]
+
+
+def test_the_module_map_lists_every_module_and_each_imports_only_those_above_it():
+    order = module_map()
+    top = {module if module.count(".") == 1 else module.rsplit(".", 1)[0] for module in MODULES} - {"autothink_lite"}
+    assert set(order) == top, f"map and package differ: {sorted(set(order) ^ top)}"
+    graph = package_graph()
+    for module, imported in graph.items():
+        if module == "autothink_lite":
+            continue
+        owner = module if module.count(".") == 1 else module.rsplit(".", 1)[0]
+        for name in imported - {"autothink_lite"}:
+            target = name if name.count(".") == 1 else name.rsplit(".", 1)[0]
+            if target != owner:
+                assert order.index(target) < order.index(owner), f"{module} imports {name}, listed below it"

@@ -14,8 +14,9 @@ from safetensors.torch import load_file
 
 from autothink_lite.config import RecipeError, load_recipe
 from autothink_lite.modeling import resolve_model_path
+from autothink_lite.results import read_rows
 from autothink_lite.trainer import grpo_args
-from autothink_lite.training import final_adapter, read_metrics, stage_dir, train
+from autothink_lite.training import train
 
 TINY = {
     "name": "tiny",
@@ -50,7 +51,7 @@ def chained_run(tmp_path_factory):
 
 def test_a_4bit_lora_stage_trains_on_the_miniature_and_saves_its_adapter(chained_run):
     recipe, results = chained_run
-    adapter = final_adapter(recipe, 1)
+    adapter = recipe.run.final_adapter(1)
     assert adapter is not None and (adapter / "adapter_model.safetensors").is_file()
     info = json.loads((adapter / "stage.json").read_text())
     assert info["stage"] == 1 and info["steps"] == 2 and info["backend"] == "transformers"
@@ -62,7 +63,7 @@ def test_a_4bit_lora_stage_trains_on_the_miniature_and_saves_its_adapter(chained
 
 def test_every_logged_step_carries_autothink_metrics(chained_run):
     recipe, _ = chained_run
-    rows = read_metrics(recipe, 1)
+    rows = read_rows(recipe.run.metrics_file(1))
     assert [r["step"] for r in rows if "autothink/think_rate" in r] == [1, 2]
     for row in rows:
         if "autothink/think_rate" in row:
@@ -72,25 +73,25 @@ def test_every_logged_step_carries_autothink_metrics(chained_run):
     by_level = {k: v for row in rows for k, v in row.items() if k.startswith("autothink/think_rate_level")}
     assert by_level and set(by_level) <= {f"autothink/think_rate_level{n}" for n in range(1, 6)}
     assert all(0.0 <= v <= 1.0 for v in by_level.values()), "the think-rate of each level in the batch"
-    assert (stage_dir(recipe, 1) / "metrics.csv").read_text().startswith("step,")
+    assert (recipe.run.stage_dir(1) / "metrics.csv").read_text().startswith("step,")
 
 
 def test_stage_two_continues_stage_ones_adapter(chained_run):
     recipe, _ = chained_run
-    info = json.loads((final_adapter(recipe, 2) / "stage.json").read_text())
+    info = json.loads((recipe.run.final_adapter(2) / "stage.json").read_text())
     assert info["previous_adapter"] == "stage1/final"
-    one = load_file(final_adapter(recipe, 1) / "adapter_model.safetensors")
-    two = load_file(final_adapter(recipe, 2) / "adapter_model.safetensors")
+    one = load_file(recipe.run.final_adapter(1) / "adapter_model.safetensors")
+    two = load_file(recipe.run.final_adapter(2) / "adapter_model.safetensors")
     assert one.keys() == two.keys()
     assert any(not (one[k] == two[k]).all() for k in one), "stage 2 trained the adapter further"
 
 
 def test_finished_stages_are_not_redone(chained_run):
     recipe, _ = chained_run
-    before = (final_adapter(recipe, 1) / "adapter_model.safetensors").stat().st_mtime_ns
+    before = (recipe.run.final_adapter(1) / "adapter_model.safetensors").stat().st_mtime_ns
     results = train(recipe, [1, 2])
     assert [r.skipped for r in results] == [True, True]
-    assert (final_adapter(recipe, 1) / "adapter_model.safetensors").stat().st_mtime_ns == before
+    assert (recipe.run.final_adapter(1) / "adapter_model.safetensors").stat().st_mtime_ns == before
 
 
 def test_stage_three_alone_needs_stage_two_first(tmp_path):
@@ -104,7 +105,7 @@ def test_a_different_recipe_in_the_same_folder_is_refused_unless_overwritten(cha
     changed = load_recipe(write_recipe(tmp_path), [f"output_dir={recipe.output_dir}", "grpo.learning_rate=5e-4"])
     with pytest.raises(RecipeError, match="different training settings.*--overwrite"):
         train(changed, [1])
-    assert final_adapter(recipe, 1) is not None, "nothing was deleted"
+    assert recipe.run.final_adapter(1) is not None, "nothing was deleted"
 
 
 def test_a_killed_stage_resumes_from_its_last_checkpoint(tmp_path):
