@@ -17,7 +17,7 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   data        problems from the miniature task, the Hub or local files; trl rows
   modeling    base model (4-bit or full precision), LoRA attach / continue / save
   trl_compat  a plain-torch stand-in for trl's Triton log-prob kernel on CPU-only installs
-  trainer     trl GRPOTrainer subclass: the reward function, batch-level shaping, metrics files
+  trainer     trl GRPOTrainer subclass: reward function, batch-level shaping, metrics files, console
   training    the three stages: chaining, resume, the run folder
   evaluation  benchmark x prompt mode -> results files, resumable, with provenance
   pipeline    the main job: train, evaluate base and stages, summarise

@@ -13,12 +13,15 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather, gather_object
+from tqdm import tqdm
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
@@ -148,12 +151,73 @@ class MetricsFileCallback(TrainerCallback):
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(rows)
-        summary = {k.split("/")[-1]: v for k, v in row.items() if k.startswith("autothink/")}
-        by_level = [f"L{k.removeprefix('think_rate_level')} {summary.pop(k):.0%}" for k in sorted(summary)
-                    if k.startswith("think_rate_level")]
-        if summary:
-            logger.info("step %d: %s%s", state.global_step, ", ".join(f"{k} {v:.3g}" for k, v in summary.items()),
-                        f", think_rate by level {' '.join(by_level)}" if by_level else "")
+
+
+class ConsoleCallback(TrainerCallback):
+    """What a person watches during a stage: one compact line per logging step above one progress bar with
+    an ETA (main process only).
+
+    transformers' own console callbacks print trl's whole per-step metrics dict; the stage removes them unless
+    logging is at debug level (`autothink --verbose`), and those metrics still go to metrics.jsonl / .csv and
+    TensorBoard. Lines go through `logging`; `training.train_stage` routes console logging through tqdm so
+    they print above the bar."""
+
+    def __init__(self, stage: int, *, bar: bool) -> None:
+        self.stage = stage
+        self.show_bar = bar
+        self.bar: tqdm | None = None
+        self.last: tuple[float, int] | None = None  # (time, step) of the previous log line
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero and self.show_bar:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=f"stage {self.stage}",
+                            unit="step", dynamic_ncols=True)
+        self.last = (time.perf_counter(), state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or not any(k.startswith("autothink/") for k in logs):
+            return
+        now = time.perf_counter()
+        then, step = self.last or (now, state.global_step)
+        per_step = (now - then) / (state.global_step - step) if state.global_step > step else None
+        self.last = (now, state.global_step)
+        logger.info("%s", console_line(self.stage, state.global_step, state.max_steps, logs, per_step))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def console_line(stage: int, step: int, max_steps: int, logs: dict[str, Any], seconds_per_step: float | None) -> str:
+    """'stage 1 step 3/20 | think 50% (L1 20% L2 40%) | acc 75% (think 90%, no-think 60%) | tokens 123 |
+    reward 0.45 | w 0.20 | 12.3 s/step': AutoThink's metrics of one logging step; a missing one is left out."""
+    def get(name: str) -> float | None:
+        value = logs.get(f"autothink/{name}")
+        return float(value) if isinstance(value, (int, float)) and not math.isnan(value) else None
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.0f}%"
+
+    levels = sorted((int(k.removeprefix("autothink/think_rate_level")), v) for k, v in logs.items()
+                    if k.startswith("autothink/think_rate_level") and isinstance(v, (int, float)))
+    parts = [f"stage {stage} step {step}/{max_steps}",
+             f"think {pct(get('think_rate'))}" + (f" ({' '.join(f'L{lvl} {pct(v)}' for lvl, v in levels)})"
+                                                   if levels else ""),
+             f"acc {pct(get('accuracy'))} (think {pct(get('accuracy_think'))}, no-think {pct(get('accuracy_no_think'))})"]
+    if get("tokens") is not None:
+        parts.append(f"tokens {get('tokens'):.0f}")
+    if get("shaped_reward") is not None:
+        parts.append(f"reward {get('shaped_reward'):.2f}")
+    if get("balance_weight") is not None:
+        parts.append(f"w {get('balance_weight'):.2f}")
+    if seconds_per_step is not None:
+        parts.append(f"{seconds_per_step:.1f} s/step")
+    return " | ".join(parts)
 
 
 def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: int) -> GRPOConfig:

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 import yaml
 from datasets import Dataset
-from transformers import AutoConfig
+from tqdm.contrib.logging import logging_redirect_tqdm
+from transformers import AutoConfig, PrinterCallback, ProgressCallback
 
 from autothink_lite import trl_compat
 from autothink_lite.config import Recipe, RecipeError
@@ -27,6 +28,7 @@ from autothink_lite.runs import STAGE_DONE, check_writable
 from autothink_lite.trainer import (
     AutoThinkGRPOTrainer,
     AutoThinkReward,
+    ConsoleCallback,
     MetricsFileCallback,
     distributed_state,
     grpo_args,
@@ -176,10 +178,14 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
     logger.info("stage %d: %d steps x %d prompts x %d samples, backend %s, shaping %s, from %s",
                 stage, settings.max_steps, settings.prompts_per_step, settings.num_generations, backend,
                 shaping, previous_adapter or "a new LoRA")
+    verbose = logger.isEnabledFor(logging.DEBUG)  # `autothink --verbose`
     trainer = AutoThinkGRPOTrainer(
-        model=model, reward_funcs=[AutoThinkReward()], args=args, train_dataset=dataset,
-        processing_class=tokenizer, callbacks=[MetricsFileCallback(out)], shaping=shaping,
+        model=model, reward_funcs=[AutoThinkReward()], args=args, train_dataset=dataset, processing_class=tokenizer,
+        callbacks=[MetricsFileCallback(out), ConsoleCallback(stage, bar=not verbose)], shaping=shaping,
     )
+    if not verbose:  # trl's whole metrics dict each step: in metrics.jsonl and TensorBoard, not on the console
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
     resume = last_complete_checkpoint(out)
     if resume:
         logger.info("stage %d: resuming from %s", stage, resume)
@@ -187,7 +193,8 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
         out.mkdir(parents=True, exist_ok=True)
         for stale in (out / "metrics.jsonl", out / "metrics.csv"):
             stale.unlink(missing_ok=True)  # left by a run killed before its first checkpoint
-    trainer.train(resume_from_checkpoint=resume)
+    with logging_redirect_tqdm():  # log lines print above the progress bar instead of through it
+        trainer.train(resume_from_checkpoint=resume)
     final = recipe.run.final_dir(stage)
     trainer.save_model(str(final))
     seconds = time.perf_counter() - started

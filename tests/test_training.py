@@ -1,6 +1,9 @@
 """Training on the miniature: a real 4-bit base + LoRA through trl's GRPOTrainer, a few steps per stage."""
 
+import contextlib
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -40,17 +43,36 @@ def write_recipe(tmp_path: Path, **changes) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def console(buffer: io.StringIO, level: int = logging.INFO):
+    """What `autothink` shows on the terminal (stdout, stderr and its log lines at `level`), into `buffer`."""
+    handler = logging.StreamHandler(buffer)
+    root, ours = logging.getLogger(), logging.getLogger("autothink_lite")
+    levels = root.level, ours.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    ours.setLevel(level)
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
+
+
 @pytest.fixture(scope="module")
 def chained_run(tmp_path_factory):
-    """Stages 1 and 2 of the tiny recipe, trained once for the tests below."""
+    """Stages 1 and 2 of the tiny recipe, trained once for the tests below; also what the console showed."""
     tmp = tmp_path_factory.mktemp("chain")
     recipe = load_recipe(write_recipe(tmp))
-    results = train(recipe, [1, 2])
-    return recipe, results
+    with console(io.StringIO()) as shown:
+        results = train(recipe, [1, 2])
+    return recipe, results, shown.getvalue()
 
 
 def test_a_4bit_lora_stage_trains_on_the_miniature_and_saves_its_adapter(chained_run):
-    recipe, results = chained_run
+    recipe, results, _ = chained_run
     adapter = recipe.run.final_adapter(1)
     assert adapter is not None and (adapter / "adapter_model.safetensors").is_file()
     info = json.loads((adapter / "stage.json").read_text())
@@ -62,7 +84,7 @@ def test_a_4bit_lora_stage_trains_on_the_miniature_and_saves_its_adapter(chained
 
 
 def test_every_logged_step_carries_autothink_metrics(chained_run):
-    recipe, _ = chained_run
+    recipe, _, _ = chained_run
     rows = read_rows(recipe.run.metrics_file(1))
     assert [r["step"] for r in rows if "autothink/think_rate" in r] == [1, 2]
     for row in rows:
@@ -76,8 +98,29 @@ def test_every_logged_step_carries_autothink_metrics(chained_run):
     assert (recipe.run.stage_dir(1) / "metrics.csv").read_text().startswith("step,")
 
 
+def test_the_console_shows_one_compact_line_per_step_above_a_progress_bar_not_trls_metrics(chained_run):
+    _, _, shown = chained_run
+    lines = [line for line in shown.replace("\r", "\n").splitlines() if " | think " in line]
+    for stage in (1, 2):
+        steps = [line for line in lines if f"stage {stage} step " in line]
+        assert [line.split(f"stage {stage} step ")[1].split(" ")[0] for line in steps] == ["1/2", "2/2"], shown
+        for line in steps:
+            for field in ("think ", "acc ", "(think ", "no-think ", "tokens ", "reward ", "w ", " s/step"):
+                assert field in line, line
+    assert "(L" in lines[0], "the think-rate of each level in the batch"
+    assert "stage 1: 100%" in shown and "2/2" in shown, "a progress bar per stage"
+    assert "'learning_rate'" not in shown and "'autothink/think_rate'" not in shown, "trl's dict: metrics files only"
+
+
+def test_verbose_logging_brings_back_trls_metrics_on_the_console(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path, grpo={**TINY["grpo"], "max_steps": 1}, stages={1: {"gamma": 0.5}}))
+    with console(io.StringIO(), level=logging.DEBUG) as shown:
+        train(recipe, [1])
+    assert "'learning_rate'" in shown.getvalue() and "stage 1 step 1/1 | think " in shown.getvalue()
+
+
 def test_stage_two_continues_stage_ones_adapter(chained_run):
-    recipe, _ = chained_run
+    recipe, _, _ = chained_run
     info = json.loads((recipe.run.final_adapter(2) / "stage.json").read_text())
     assert info["previous_adapter"] == "stage1/final"
     one = load_file(recipe.run.final_adapter(1) / "adapter_model.safetensors")
@@ -87,7 +130,7 @@ def test_stage_two_continues_stage_ones_adapter(chained_run):
 
 
 def test_finished_stages_are_not_redone(chained_run):
-    recipe, _ = chained_run
+    recipe, _, _ = chained_run
     before = (recipe.run.final_adapter(1) / "adapter_model.safetensors").stat().st_mtime_ns
     results = train(recipe, [1, 2])
     assert [r.skipped for r in results] == [True, True]
@@ -101,7 +144,7 @@ def test_stage_three_alone_needs_stage_two_first(tmp_path):
 
 
 def test_a_different_recipe_in_the_same_folder_is_refused_unless_overwritten(chained_run, tmp_path):
-    recipe, _ = chained_run
+    recipe, _, _ = chained_run
     changed = load_recipe(write_recipe(tmp_path), [f"output_dir={recipe.output_dir}", "grpo.learning_rate=5e-4"])
     with pytest.raises(RecipeError, match="different training settings.*--overwrite"):
         train(changed, [1])
