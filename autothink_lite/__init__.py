@@ -14,7 +14,7 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   adapters    LoRA adapter files, the adapter folder check, local-or-Hub resolve             (no torch)
   generation  the one generation function (transformers, or a vLLM engine)
   miniature/  the miniature R1: task, tokenizer, build (tiny Qwen2 distilled on arithmetic)
-  data        problems from the miniature task, the Hub or local files; trl rows
+  problems    problem records from the miniature task, Hub datasets, local files; benchmarks; trl rows
   modeling    base model (4-bit or full precision), LoRA attach / continue / save
   trl_compat  a plain-torch stand-in for trl's Triton log-prob kernel on CPU-only installs
   trainer     trl GRPOTrainer subclass: reward function, batch-level shaping, metrics files, console
@@ -24,7 +24,7 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   report      tables and plots of one or more runs
   card        the model card of an adapter
   hub         push an adapter with its card to the Hub
-  reproduce   the miniature comparison behind benchmarks/reproduce_mini.py
+  reproduce   the miniature comparison behind experiments/reproduce_mini.py
   app_ui      the Gradio app;  cli   the `autothink` command
 """
 

@@ -31,10 +31,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio i
 import gradio as gr  # noqa: E402
 
 from autothink_lite.config import MINIATURE  # noqa: E402
-from autothink_lite.data import load_benchmark  # noqa: E402
 from autothink_lite.generation import stream  # noqa: E402
 from autothink_lite.grading import is_correct  # noqa: E402
 from autothink_lite.modeling import adapter_names, load_for_inference, resolve_model_path  # noqa: E402
+from autothink_lite.problems import load_benchmark  # noqa: E402
 from autothink_lite.prompts import (  # noqa: E402
     THINK_CLOSE,
     detect_mode,

@@ -21,10 +21,10 @@ from typing import Any
 
 from autothink_lite.adapters import ADAPTER_FILES, adapter_rank, pull_adapter
 from autothink_lite.config import EvalSettings, ModelConfig
-from autothink_lite.data import load_benchmark
 from autothink_lite.errors import AutoThinkError
 from autothink_lite.generation import VLLMEngine, generate, vllm_available
 from autothink_lite.modeling import ModelLoadError, load_for_inference, load_tokenizer, resolve_model_path
+from autothink_lite.problems import load_benchmark
 from autothink_lite.prompts import render_prompt
 from autothink_lite.results import append_rows, drop_partial_last_line, read_rows, results_file, sample_row
 from autothink_lite.runs import check_writable, run_label

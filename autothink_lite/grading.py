@@ -1,4 +1,4 @@
-"""Is an answer right, and is an output degenerate? (DESIGN.md sections 2-3.)
+"""Is an answer right, and is an output degenerate? (the paper's correctness check and its degenerate-output penalty)
 
 `is_correct` never raises and never hangs. math-verify bounds its own time with `signal.alarm`, which works
 only in the main thread; elsewhere (the Gradio app's worker threads) the same check runs in one spawned

@@ -1,6 +1,6 @@
 """Prompt modes of the AutoThink paper and the parsing of what the model writes back.
 
-DESIGN.md section 2. Rendering goes through the tokenizer's own chat template, so the same code serves
+Rendering goes through the tokenizer's own chat template, so the same code serves
 DeepSeek-R1-Distill, DeepScaleR and the miniature. Everything here is plain string work: the tokenizer is
 only asked for `chat_template` and `apply_chat_template`.
 

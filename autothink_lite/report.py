@@ -392,7 +392,8 @@ def write_report(dirs: Iterable[str | Path], out_dir: str | Path) -> Path:
 _METHOD_NOTE = (
     "Accuracy is pass@1 averaged over samples; tokens are mean response tokens per sample; think-rate is the "
     "share of samples that reason (do not close `</think>` at once). E-F1 (x100) compares each run with the "
-    "same folder's `base standard` and `base no_think` runs (DESIGN.md section 5); `-` where those are missing."
+    "same folder's `base standard` and `base no_think` runs: the harmonic mean of the accuracy gain and the token "
+    "saving, each relative to those two; `-` where those are missing."
 )
 
 

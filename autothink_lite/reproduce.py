@@ -1,6 +1,6 @@
 """The paper's comparison in miniature: AutoThink against the prompt baselines and a length-cap baseline.
 
-`python benchmarks/reproduce_mini.py` (the command-line front end) runs, for each seed and from scratch:
+`python experiments/reproduce_mini.py` (the command-line front end) runs, for each seed and from scratch:
   * `autothink` job: `pipeline.run` on recipes/mini.yaml: the base under the standard, no-think and ellipsis
     prompts, AutoThink stages 1-3, and every stage under the ellipsis prompt;
   * `length-cap` job: recipes/baselines/mini-length-cap.yaml (ThinkPrune-style, the same GRPO budget, the

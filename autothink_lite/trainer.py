@@ -26,8 +26,8 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from autothink_lite.config import GRPOSettings, RecipeError
-from autothink_lite.data import decode_answer
 from autothink_lite.grading import is_correct, is_degenerate
+from autothink_lite.problems import decode_answer
 from autothink_lite.prompts import detect_mode
 from autothink_lite.results import drop_partial_last_line, read_rows
 from autothink_lite.rewards import ShapedBatch, StageShaping, naive_reward, stage_rewards

@@ -21,9 +21,9 @@ from transformers import AutoConfig, PrinterCallback, ProgressCallback
 
 from autothink_lite import trl_compat
 from autothink_lite.config import Recipe, RecipeError
-from autothink_lite.data import load_problems, prompt_rows
 from autothink_lite.fitcheck import check_fit, estimate_from_recipe
 from autothink_lite.modeling import ModelLoadError, attach_lora, load_base, resolve_model_path
+from autothink_lite.problems import load_problems, prompt_rows
 from autothink_lite.runs import STAGE_DONE, check_writable
 from autothink_lite.trainer import (
     AutoThinkGRPOTrainer,

@@ -124,3 +124,12 @@ def test_the_module_map_lists_every_module_and_each_imports_only_those_above_it(
             target = name if name.count(".") == 1 else name.rsplit(".", 1)[0]
             if target != owner:
                 assert order.index(target) < order.index(owner), f"{module} imports {name}, listed below it"
+
+
+def test_every_error_class_of_the_package_derives_from_autothinkerror_which_the_cli_catches():
+    errors = {f"{module}.{node.name}": [getattr(base, "id", None) for base in node.bases]
+              for module, path in MODULES.items() for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.ClassDef) and node.name.endswith("Error") and node.name != "AutoThinkError"}
+    assert len(errors) >= 9, errors
+    assert {name: bases for name, bases in errors.items() if "AutoThinkError" not in bases} == {}
+    assert "except AutoThinkError" in MODULES["autothink_lite.cli"].read_text()

@@ -22,7 +22,7 @@ from autothink_lite.reproduce import (
     seed_results,
 )
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "reproduce_mini.py"
+SCRIPT = Path(__file__).parents[1] / "experiments" / "reproduce_mini.py"
 
 
 def summary(accuracy, tokens, think_rate, l1=None, l5=None, e_f1=0.0):

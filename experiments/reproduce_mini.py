@@ -1,6 +1,6 @@
 """Reproduce the paper's comparison in miniature, from scratch on CPU: one table, one command.
 
-    python benchmarks/reproduce_mini.py [--seeds 0 1 2] [--jobs 2] [--out runs/reproduce] [--set KEY=VALUE ...]
+    python experiments/reproduce_mini.py [--seeds 0 1 2] [--jobs 2] [--out runs/reproduce] [--set KEY=VALUE ...]
 
 For each seed: the base under the standard, no-think and ellipsis prompts; AutoThink stages 1-3
 (recipes/mini.yaml) under the ellipsis prompt; a length-cap baseline (recipes/baselines/mini-length-cap.yaml:

@@ -1,6 +1,6 @@
 """What does a trained adapter's think / no-think decision key on? Probe it with operand shapes it never saw.
 
-    python benchmarks/mode_probe.py ADAPTER [ADAPTER ...] [--per-group 30] [--samples 2] [--out DIR]
+    python experiments/mode_probe.py ADAPTER [ADAPTER ...] [--per-group 30] [--samples 2] [--out DIR]
 
 The miniature's levels differ in operator and size, and their working length rises with the level (L1 d+d,
 L2 dd+d, L3 dd+dd, L4 ddd+dd, L5 ddd*d). This adds shapes outside the training data (d+dd: level 2
