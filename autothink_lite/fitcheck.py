@@ -252,7 +252,7 @@ def check_fit(estimate: MemoryEstimate, gpu_gb: float | None = None) -> None:
 
 def _suggest(estimate: MemoryEstimate, knobs: Knobs | None, limit: float) -> str:
     if knobs is None:
-        return "lower grpo.micro_batch_size or grpo.max_completion_length"
+        return "lower grpo.per_device_train_batch_size or grpo.max_completion_length"
     if estimate.resident + min(estimate.generation_phase, estimate.training_phase) > limit:
         if estimate.vllm and estimate.resident - estimate.vllm < limit:
             return "lower grpo.vllm_gpu_memory_utilization (or set grpo.use_vllm: false)"
@@ -265,9 +265,9 @@ def _suggest(estimate: MemoryEstimate, knobs: Knobs | None, limit: float) -> str
                 "or set grpo.use_vllm: true (vLLM pages the cache)")
     if not knobs.gradient_checkpointing:
         return (f"activations take {estimate.activations:.1f} GiB: set grpo.gradient_checkpointing: true "
-                f"(or halve grpo.micro_batch_size)")
+                f"(or halve grpo.per_device_train_batch_size)")
     if knobs.micro_batch_size > 1:
-        return f"halve grpo.micro_batch_size ({knobs.micro_batch_size} -> {knobs.micro_batch_size // 2})"
+        return f"halve grpo.per_device_train_batch_size ({knobs.micro_batch_size} -> {knobs.micro_batch_size // 2})"
     vllm = " or grpo.vllm_gpu_memory_utilization" if knobs.use_vllm else ""
     return (f"even one completion per micro-batch is too long: lower grpo.max_completion_length "
             f"({knobs.max_completion_length} -> {knobs.max_completion_length // 2}){vllm}")
@@ -297,7 +297,7 @@ def estimate_from_recipe(
         prompt_len=prompt_len,
         max_completion_length=settings.max_completion_length,
         num_generations=settings.num_generations,
-        micro_batch_size=settings.micro_batch_size,
+        micro_batch_size=settings.per_device_train_batch_size,
         # trl generates a whole optimizer step's completions (this process's share) in one call
         rollout_batch=max(completions // num_processes, 1),
         gradient_checkpointing=settings.gradient_checkpointing,

@@ -221,51 +221,30 @@ def console_line(stage: int, step: int, max_steps: int, logs: dict[str, Any], se
 
 
 def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: int) -> GRPOConfig:
-    """trl's GRPOConfig from a stage's settings; one rollout batch per optimizer step."""
+    """trl's GRPOConfig from a stage's settings (trl's own field names); one rollout batch per optimizer step."""
     completions = settings.prompts_per_step * settings.num_generations
-    per_step = settings.micro_batch_size * world_size
+    per_step = settings.per_device_train_batch_size * world_size
     if completions % per_step:
         raise RecipeError(
             f"prompts_per_step x num_generations = {completions} completions per step cannot be split into "
-            f"micro-batches of {settings.micro_batch_size} on {world_size} processes: make "
-            f"micro_batch_size x processes divide {completions}"
+            f"batches of {settings.per_device_train_batch_size} on {world_size} processes: make "
+            f"per_device_train_batch_size x processes divide {completions}"
         )
     cuda = torch.cuda.is_available()
-    return GRPOConfig(
-        output_dir=str(output_dir),
-        max_steps=settings.max_steps,
-        learning_rate=settings.learning_rate,
-        lr_scheduler_type=settings.lr_scheduler_type,
-        warmup_steps=settings.warmup_steps,
-        per_device_train_batch_size=settings.micro_batch_size,
-        gradient_accumulation_steps=completions // per_step,
-        num_generations=settings.num_generations,
-        max_completion_length=settings.max_completion_length,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        beta=settings.kl_beta,
-        epsilon=settings.epsilon,
-        epsilon_high=settings.epsilon_high,
-        entropy_coef=settings.entropy_coef,
-        loss_type=settings.loss_type,
-        scale_rewards="group",
-        num_iterations=settings.num_iterations,
-        max_grad_norm=settings.max_grad_norm,
-        mask_truncated_completions=settings.mask_truncated_completions,
-        gradient_checkpointing=settings.gradient_checkpointing,
-        use_vllm=settings.use_vllm,
-        vllm_mode="colocate",
-        vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
-        logging_steps=settings.logging_steps,
-        save_strategy="steps",
-        save_steps=settings.save_steps,
-        save_total_limit=settings.save_total_limit,
-        report_to=[r for r in settings.report_to if r != "none"],
-        seed=settings.seed,
-        data_seed=settings.seed,
-        use_cpu=not cuda,
-        bf16=cuda and dtype == "bfloat16",
-        fp16=cuda and dtype == "float16",
-        remove_unused_columns=False,
-        ddp_find_unused_parameters=False,
-    )
+    values = settings.as_recipe()
+    del values["prompts_per_step"]  # AutoThink's own: becomes gradient_accumulation_steps
+    values["report_to"] = [r for r in settings.report_to if r != "none"]
+    kwargs = {
+        # AutoThink's choices for fields a recipe may still set: group-normalised advantages as in the paper,
+        # vLLM beside the trainer, checkpoints every save_steps
+        "scale_rewards": "group", "vllm_mode": "colocate", "save_strategy": "steps", "ddp_find_unused_parameters": False,
+        **values,
+        # what AutoThink sets itself (config.SET_BY_AUTOTHINK)
+        "output_dir": str(output_dir), "gradient_accumulation_steps": completions // per_step, "use_cpu": not cuda,
+        "bf16": cuda and dtype == "bfloat16", "fp16": cuda and dtype == "float16", "remove_unused_columns": False,
+        "data_seed": settings.seed,
+    }
+    try:
+        return GRPOConfig(**kwargs)
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"trl's GRPOConfig refuses the stage's grpo settings: {err}") from None

@@ -12,6 +12,7 @@ import math
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -20,7 +21,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoConfig, PrinterCallback, ProgressCallback
 
 from autothink_lite import trl_compat
-from autothink_lite.config import Recipe, RecipeError
+from autothink_lite.config import RENAMED_GRPO_KEYS, Recipe, RecipeError
 from autothink_lite.fitcheck import check_fit, estimate_from_recipe
 from autothink_lite.modeling import ModelLoadError, attach_lora, load_base, resolve_model_path
 from autothink_lite.problems import load_problems, prompt_rows
@@ -88,9 +89,10 @@ def prepare_run_dir(recipe: Recipe, overwrite: bool) -> None:
     run = recipe.run
     run_dir, snapshot = run.path, run.recipe_file
     current = {k: v for k, v in dataclasses.asdict(recipe).items() if k in TRAINING_SECTIONS}
+    current["grpo"] = recipe.grpo.as_recipe()
     if state.is_main_process:
         check_writable(run_dir, "--output", RecipeError)
-        if snapshot.is_file() and yaml.safe_load(snapshot.read_text()) != current:
+        if snapshot.is_file() and _in_trl_names(yaml.safe_load(snapshot.read_text())) != current:
             work = run.finished_work()
             if not work:
                 logger.info("%s holds no finished work of its earlier recipe; starting this one there", run_dir)
@@ -109,6 +111,22 @@ def prepare_run_dir(recipe: Recipe, overwrite: bool) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         snapshot.write_text(yaml.safe_dump(current, sort_keys=False))
     state.wait_for_everyone()
+
+
+def _in_trl_names(recorded: Any) -> Any:
+    """A recorded recipe with its grpo keys in trl's names: runs started before the grpo section took them
+    recorded kl_beta and micro_batch_size, and are the same training as the recipe that now says beta and
+    per_device_train_batch_size."""
+    if not isinstance(recorded, dict):
+        return recorded
+    sections = [recorded.get("grpo")] + [body.get("grpo") for body in (recorded.get("stages") or {}).values()
+                                         if isinstance(body, dict)]
+    for section in sections:
+        if isinstance(section, dict):
+            for old, new in RENAMED_GRPO_KEYS.items():
+                if old in section:
+                    section[new] = section.pop(old)
+    return recorded
 
 
 def last_complete_checkpoint(out: Path) -> str | None:
@@ -204,7 +222,7 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
                 # relative to the run folder: stage.json travels with the adapter to the Hub
                 "previous_adapter": str(previous_adapter.relative_to(recipe.run.path)) if previous_adapter else None,
                 "backend": backend,
-                "shaping": dataclasses.asdict(shaping), "grpo": dataclasses.asdict(settings),
+                "shaping": dataclasses.asdict(shaping), "grpo": settings.as_recipe(),
                 "seconds_this_run": round(seconds, 1),
                 "resumed_from": Path(resume).name if resume else None,
                 "steps": trainer.state.global_step}

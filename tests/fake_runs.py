@@ -132,7 +132,7 @@ def write_run_dir(run_dir: Path, base_model: str = "deepseek-ai/DeepSeek-R1-Dist
                         "alpha": 0.05 if stage == 3 else 0.0, "beta": 0.05 if stage == 3 else 0.0,
                         "degenerate_penalty": True},
             "grpo": {"max_steps": steps[stage], "learning_rate": 2e-5, "prompts_per_step": 16, "num_generations": 8,
-                     "max_completion_length": 4096, "temperature": 0.6, "top_p": 1.0, "kl_beta": 0.0,
+                     "max_completion_length": 4096, "temperature": 0.6, "top_p": 1.0, "beta": 0.0,
                      "epsilon": 0.2, "epsilon_high": 0.2, "entropy_coef": 0.001, "loss_type": "dapo"},
             "seconds_this_run": 1234.5, "resumed_from": None, "steps": steps[stage],
         }, indent=2))

@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).parents[1] / "autothink_lite"
 # must come before transformers), and the miniature package builds its model on first use only.
 LAZY_IMPORTS_ALLOWED = {"autothink_lite.cli", "autothink_lite.miniature"}
 # Pure logic: no torch, trl, transformers or peft, directly or through the package modules it imports.
-PURE = ("prompts", "grading", "rewards", "metrics", "fitcheck", "errors", "config", "runs", "results", "adapters",
-        "hub_client")
+PURE = ("prompts", "grading", "rewards", "metrics", "fitcheck", "errors", "grpo_fields", "config", "runs", "results",
+        "adapters", "hub_client")
 HEAVY = ("torch", "trl", "transformers", "peft", "accelerate", "bitsandbytes", "vllm", "unsloth")
 
 
@@ -108,7 +108,7 @@ def module_map() -> list[str]:
     import autothink_lite
 
     text = autothink_lite.__doc__.split("Module map")[1]
-    return [f"autothink_lite.{name}" for name in re.findall(r"(?m)(?:^  |;  )([a-z_]+)/?  ", text)]
+    return [f"autothink_lite.{name}" for name in re.findall(r"(?m)(?:^  |;  )([a-z_]+)/? +\S", text)]
 
 
 def test_the_module_map_lists_every_module_and_each_imports_only_those_above_it():

@@ -31,7 +31,7 @@ TINY = {
     "model": {"name_or_path": "mini", "load_in_4bit": False, "dtype": "float32", "backend": "transformers"},
     "lora": {"r": 4, "alpha": 8},
     "data": {"train": "mini", "limit": 16},
-    "grpo": {"max_steps": 1, "prompts_per_step": 2, "num_generations": 2, "micro_batch_size": 4,
+    "grpo": {"max_steps": 1, "prompts_per_step": 2, "num_generations": 2, "per_device_train_batch_size": 4,
              "max_completion_length": 16, "learning_rate": 1e-3, "save_steps": 1, "report_to": ["none"]},
     "stages": {1: {"gamma": 0.5, "grpo": {"max_steps": 2}}, 2: {"grpo": {"max_steps": 1}}},
     "eval": {"limit": 2, "max_new_tokens": 16, "batch_size": 8, "modes": ["auto"]},

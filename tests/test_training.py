@@ -19,14 +19,14 @@ from autothink_lite.config import RecipeError, load_recipe
 from autothink_lite.modeling import resolve_model_path
 from autothink_lite.results import read_rows
 from autothink_lite.trainer import grpo_args
-from autothink_lite.training import train
+from autothink_lite.training import prepare_run_dir, train
 
 TINY = {
     "name": "tiny",
     "model": {"name_or_path": "mini", "load_in_4bit": True, "dtype": "float32", "backend": "transformers"},
     "lora": {"r": 4, "alpha": 8},
     "data": {"train": "mini", "limit": 64},
-    "grpo": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 4, "micro_batch_size": 4,
+    "grpo": {"max_steps": 2, "prompts_per_step": 2, "num_generations": 4, "per_device_train_batch_size": 4,
              "max_completion_length": 48, "learning_rate": 1e-3, "save_steps": 1, "report_to": ["none"]},
     "stages": {1: {"gamma": 0.5}, 2: {}, 3: {"length_alpha": 0.05, "length_beta": 0.05}},
     "eval": {"limit": 4, "max_new_tokens": 48, "batch_size": 8},
@@ -151,6 +151,19 @@ def test_a_different_recipe_in_the_same_folder_is_refused_unless_overwritten(cha
     assert recipe.run.final_adapter(1) is not None, "nothing was deleted"
 
 
+def test_a_run_recorded_with_the_grpo_keys_of_older_recipes_is_continued_not_refused(tmp_path):
+    recipe = load_recipe(write_recipe(tmp_path))
+    prepare_run_dir(recipe, overwrite=False)
+    recorded = yaml.safe_load(recipe.run.recipe_file.read_text())
+    grpo = recorded["grpo"]
+    grpo["kl_beta"], grpo["micro_batch_size"] = grpo.pop("beta"), grpo.pop("per_device_train_batch_size")
+    recipe.run.recipe_file.write_text(yaml.safe_dump(recorded))
+    recipe.run.final_dir(1).mkdir(parents=True)
+    (recipe.run.final_dir(1) / "stage.json").write_text("{}")  # finished work a different recipe would protect
+    prepare_run_dir(recipe, overwrite=False)
+    assert "per_device_train_batch_size" in yaml.safe_load(recipe.run.recipe_file.read_text())["grpo"]
+
+
 def test_a_killed_stage_resumes_from_its_last_checkpoint(tmp_path):
     path = write_recipe(tmp_path, grpo={**TINY["grpo"], "max_steps": 12, "save_steps": 2},
                         stages={1: {"gamma": 0.5}})
@@ -178,5 +191,5 @@ def test_a_killed_stage_resumes_from_its_last_checkpoint(tmp_path):
 
 def test_a_batch_that_cannot_be_split_over_the_processes_names_the_fix():
     recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "mini.yaml")
-    with pytest.raises(RecipeError, match="micro_batch_size x processes divide 64"):
+    with pytest.raises(RecipeError, match="per_device_train_batch_size x processes divide 64"):
         grpo_args(recipe.stage_grpo(1), Path("/tmp/unused"), "float32", world_size=3)
