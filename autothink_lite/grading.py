@@ -111,6 +111,8 @@ def normalize_answer(answer: str) -> str:
 
 def _math_verify(predicted: str, gold: str, timeout: int | None) -> bool:
     """math-verify on `\\boxed{}`-wrapped strings; `timeout` None disables its signal alarm."""
+    # Imported on first use: it imports sympy (most of a second), which most answers, matched as plain
+    # numbers or strings first, never need; the app and the report import this module too.
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     config = [LatexExtractionConfig(), ExprExtractionConfig()]

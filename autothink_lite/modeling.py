@@ -6,7 +6,8 @@ Two backends:
   against its documented `FastLanguageModel` API and never run in CI (unsloth refuses to import without a GPU).
 
 transformers, peft and unsloth are imported inside the functions: unsloth patches transformers / trl / peft
-and must be imported before them, which a module-level import here would prevent.
+and must be imported before them, which a module-level import here would prevent (the command line imports
+this module to decide whether to import unsloth). bitsandbytes is imported where a 4-bit layer is touched.
 """
 
 from __future__ import annotations
