@@ -5,7 +5,8 @@ so a killed evaluation resumes where it stopped without redoing finished samples
 
 Each results file knows what produced it: `<mode>.provenance.json` beside it holds the model and adapters
 (sha256 of their weights; a Hub model by its id), the benchmark (sha256 of its problems), the prompt mode
-and everything that decides how a sample is drawn (max tokens, temperature, top-p, seed, 4-bit, dtype), and
+and everything that decides how a sample is drawn (max tokens, temperature, top-p, seed, 4-bit, and the dtype
+the model computes in: float32 on a CPU whatever was asked, see `modeling.compute_dtype`), and
 every row carries that provenance's fingerprint. A resume reuses only rows of the same fingerprint; a file
 holding other rows is refused (or, told to overwrite, replaced), so results of two models never mix. More
 samples or a larger limit extend a file; batch size is a speed knob and is not part of it.
@@ -23,7 +24,13 @@ from autothink_lite.adapters import ADAPTER_FILES, adapter_rank, pull_adapter
 from autothink_lite.config import EvalSettings, ModelConfig
 from autothink_lite.errors import AutoThinkError
 from autothink_lite.generation import VLLMEngine, generate, vllm_available
-from autothink_lite.modeling import ModelLoadError, load_for_inference, load_tokenizer, resolve_model_path
+from autothink_lite.modeling import (
+    ModelLoadError,
+    compute_dtype,
+    load_for_inference,
+    load_tokenizer,
+    resolve_model_path,
+)
 from autothink_lite.problems import load_benchmark
 from autothink_lite.prompts import render_prompt
 from autothink_lite.results import append_rows, drop_partial_last_line, read_rows, results_file, sample_row
@@ -106,6 +113,7 @@ def evaluate_model(
     adapters = [pull_adapter(a, error=ModelLoadError) for a in adapters]
     identity = {"model": model_identity(model_name), "adapters": [weights_identity(Path(a), ADAPTER_FILES)
                                                                   for a in adapters]}
+    computed = str(compute_dtype(dtype)).removeprefix("torch.")
     plan = []
     for benchmark in settings.benchmarks:
         records = load_benchmark(benchmark)
@@ -113,7 +121,7 @@ def evaluate_model(
         records = records[:limit] if limit else records
         for mode in settings.modes:
             out_file = results_file(out_dir, label, benchmark, mode)
-            prov = provenance(identity, benchmark_id, mode, settings, load_in_4bit=load_in_4bit, dtype=dtype)
+            prov = provenance(identity, benchmark_id, mode, settings, load_in_4bit=load_in_4bit, dtype=computed)
             plan.append((records, mode, out_file, prepare_results_file(out_file, prov, overwrite=overwrite)))
     model, tokenizer = load_model_for_eval(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
     for records, mode, out_file, fingerprint in plan:

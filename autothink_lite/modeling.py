@@ -111,7 +111,7 @@ def compute_dtype(name: str) -> torch.dtype:
     """
     if not torch.cuda.is_available():
         if name != "float32":
-            logger.info("no GPU: computing in float32 (the recipe's %s is for GPUs)", name)
+            logger.info("no GPU: computing in float32 (%s is for GPUs)", name)
         return torch.float32
     if name == "bfloat16" and not torch.cuda.is_bf16_supported():
         logger.warning("this GPU has no bfloat16: computing in float16 (set model.dtype=float16 to silence this)")

@@ -184,6 +184,17 @@ def test_eval_with_another_max_new_tokens_into_the_same_folder_is_refused(tmp_pa
     refused(autothink(*EVAL, "--temperature", "0.9", "--output", out), "temperature: 0.6 in the file, 0.9 now")
 
 
+def test_eval_on_a_cpu_resumes_results_of_another_dtype_flag_since_both_compute_in_float32(tmp_path, autothink):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the two dtypes compute differently")
+    out = tmp_path / "ev"
+    assert autothink(*EVAL, "--dtype", "float32", "--output", out).code == 0
+    seen = autothink("eval", "--modes", "auto", "--limit", "3", "--max-new-tokens", "16", "--output", out)
+    assert seen.code == 0 and seen.says("2 samples already done, 1 problems to go"), "the default dtype: bfloat16"
+
+
 def test_two_benchmark_files_with_the_same_name_do_not_share_results(tmp_path, autothink):
     for folder, answer in (("a", "2"), ("b", "3")):
         (tmp_path / folder).mkdir()
