@@ -346,9 +346,13 @@ def _check_trl_value(value: Any, annotation: str, source: str, where: str) -> An
             value = float(value)  # YAML 1.1 reads 3e-5 (no dot) as a string
         except ValueError:
             pass
-    numbers = {"int", "float"} & kinds if not isinstance(value, bool) else set()
-    if not (any(isinstance(value, _SIMPLE_TYPES[kind]) for kind in kinds - {"None", "int", "float"})
-            or any(isinstance(value, int if kind == "int" else (int, float)) for kind in numbers)):
+
+    def fits(kind: str) -> bool:
+        if isinstance(value, bool):  # a bool is an int to isinstance, not to a recipe
+            return kind == "bool"
+        return isinstance(value, (int, float) if kind == "float" else _SIMPLE_TYPES[kind])
+
+    if not any(fits(kind) for kind in kinds - {"None"}):
         raise RecipeError(f"{source}: {where}: expected {annotation} (GRPOConfig's type), got {value!r}")
     return value
 
