@@ -1,10 +1,32 @@
 """autothink-lite: teach R1-style reasoning models *when* to think (AutoThink, Tu et al. 2025) on one GPU.
 
-Module map (data flows top to bottom):
-  prompts     prompt modes, chat-template rendering, mode detection, answer extraction   (pure)
-  grading     answer equivalence via math-verify, degenerate-output check                 (pure)
-  rewards     naive reward, batch balance, length shaping                                  (pure)
-  metrics     E-F1                                                                          (pure)
+Module map. Imports run one way, down this list's layers (tests/test_architecture.py keeps it so):
+  errors      AutoThinkError, the base of every bad-input error                              (pure)
+  prompts     prompt modes, chat-template rendering, mode detection, answer extraction       (pure)
+  grading     answer equivalence via math-verify, degenerate-output check                    (pure)
+  rewards     naive reward, batch balance, length shaping                                    (pure)
+  metrics     E-F1                                                                           (pure)
+  fitcheck    will a stage fit on the GPU: memory arithmetic                                 (pure)
+  grpo_fields trl GRPOConfig's field names, read from trl's source without importing it      (pure)
+  runs        RunFolder: the layout of a run folder; stage names; the writability check      (pure)
+  config      recipe dataclasses, validated once; EvalSettings, shared with `autothink eval` (pure)
+  results     per-sample rows and their files, ResultKey, summaries, E-F1, tables            (pure)
+  hub_client  Hub id or local path, Hub download / upload with errors that say what to do    (no torch)
+  adapters    LoRA adapter files, the adapter folder check, local-or-Hub resolve             (no torch)
+  generation  the one generation function (transformers, or a vLLM engine)
+  miniature/  the miniature R1: task, tokenizer, build (tiny Qwen2 distilled on arithmetic)
+  problems    problem records from the miniature task, Hub datasets, local files; benchmarks; trl rows
+  modeling    base model (4-bit or full precision), LoRA attach / continue / save
+  trl_compat  a plain-torch stand-in for trl's Triton log-prob kernel on CPU-only installs
+  trainer     trl GRPOTrainer subclass: reward function, batch-level shaping, metrics files, console
+  training    the three stages: chaining, resume, the run folder
+  evaluation  benchmark x prompt mode -> results files, resumable, with provenance
+  pipeline    the main job: train, evaluate base and stages, summarise
+  report      tables and plots of one or more runs
+  card        the model card of an adapter
+  hub         push an adapter with its card to the Hub
+  reproduce   the miniature comparison behind experiments/reproduce_mini.py
+  app_ui      the Gradio app;  cli   the `autothink` command
 """
 
 from importlib.metadata import PackageNotFoundError, version as _version

@@ -30,10 +30,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # read when gradio i
 
 import gradio as gr  # noqa: E402
 
-from autothink_lite.data import load_benchmark  # noqa: E402
+from autothink_lite.config import MINIATURE  # noqa: E402
 from autothink_lite.generation import stream  # noqa: E402
 from autothink_lite.grading import is_correct  # noqa: E402
 from autothink_lite.modeling import adapter_names, load_for_inference, resolve_model_path  # noqa: E402
+from autothink_lite.problems import load_benchmark  # noqa: E402
 from autothink_lite.prompts import (  # noqa: E402
     THINK_CLOSE,
     detect_mode,
@@ -118,10 +119,10 @@ class ChatEngine:
         self._reports = tempfile.TemporaryDirectory(prefix="autothink-reports-")  # removed when the app exits
 
     @classmethod
-    def load(cls, model_name: str = "mini", adapters: Sequence[str] = (), *, load_in_4bit: bool = False) -> ChatEngine:
+    def load(cls, model_name: str = MINIATURE, adapters: Sequence[str] = (), *, load_in_4bit: bool = False) -> ChatEngine:
         model, tokenizer = load_for_inference(model_name, adapters, load_in_4bit=load_in_4bit)
         miniature = is_miniature(model_name)
-        known = load_benchmark("mini" if miniature else "math500")
+        known = load_benchmark(MINIATURE if miniature else "math500")
         sampling = Sampling(max_new_tokens=512 if miniature else 4096)
         description = "the built-in miniature R1 (integer arithmetic, difficulty levels 1-5)" if miniature else ""
         return cls(model, tokenizer, model_name=model_name, adapters=adapters, examples=examples_by_level(known),
@@ -533,7 +534,7 @@ def parse_auth(value: str | None) -> tuple[str, str] | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="autothink app", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="mini",
+    parser.add_argument("--model", default=MINIATURE,
                         help="base model: 'mini' (the built-in miniature, offline), a local folder or a Hub id")
     parser.add_argument("--adapter", action="append", default=[],
                         help="LoRA adapter folder or Hub id; repeat for several (the last is the default)")

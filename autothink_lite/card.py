@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
+from autothink_lite.adapters import ADAPTER_CONFIG, check_adapter_folder
+from autothink_lite.config import MINIATURE
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.hub_client import is_local_path
 from autothink_lite.prompts import INSTRUCTION, MODE_SUFFIX
+from autothink_lite.report import ReportError, collect, plot_accuracy_vs_tokens, plot_think_rate_by_level, slugify
+from autothink_lite.results import format_level_table, format_table
+from autothink_lite.runs import BASE_RUN, STAGE_DONE, RunFolder, stage_name
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +43,7 @@ STAGE_PURPOSE = {
 REPO_PLACEHOLDER = "your-name/your-autothink-adapter"
 
 
-class CardError(ValueError):
+class CardError(AutoThinkError, ValueError):
     """The folder is not a LoRA adapter a card can be written for."""
 
 
@@ -51,17 +57,17 @@ def write_model_card(adapter_dir: str | Path, *, eval_dir: str | Path | None = N
     nor peft / trl wrote (a hand-written card) is kept: CardError, unless `overwrite`.
     """
     adapter = Path(adapter_dir)
-    if not (adapter / "adapter_config.json").is_file():
-        raise CardError(f"{adapter}: no adapter_config.json, so not a LoRA adapter folder; pass e.g. RUN_DIR/stage3/final")
+    check_adapter_folder(adapter, CardError)
     readme = adapter / "README.md"
     ours = readme.is_file() and (is_generated_stub(readme) or CARD_MARKER in readme.read_text(errors="replace"))
     if readme.is_file() and not ours and not overwrite:
         raise CardError(f"{readme} was not written by autothink-lite (a hand-written card?) and is kept: move it "
                         "away, or pass --overwrite to replace it")
-    info = _read_json(adapter / "stage.json")
-    lora = _read_json(adapter / "adapter_config.json")
+    info = _read_json(adapter / STAGE_DONE)
+    lora = _read_json(adapter / ADAPTER_CONFIG)
     base = info.get("base_model") or lora.get("base_model_name_or_path") or "unknown"
-    run_dir = adapter.parent.parent if re.fullmatch(r"stage\d+", adapter.parent.name) else None
+    run = RunFolder.of_adapter(adapter)
+    run_dir = run[0] if run else None
     recipe = _recipe(run_dir)
     # The recipe default is a 4-bit base; only a recipe that says otherwise changes the card's wording.
     four_bit = (recipe.get("model") or {}).get("load_in_4bit", True) is not False
@@ -103,28 +109,26 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _recipe(run_dir: Path | None) -> dict[str, Any]:
-    path = run_dir / "recipe.yaml" if run_dir else None
+def _recipe(run_dir: RunFolder | None) -> dict[str, Any]:
+    path = run_dir.recipe_file if run_dir else None
     return (yaml.safe_load(path.read_text()) or {}) if path and path.is_file() else {}
 
 
-def _run_eval_dir(run_dir: Path | None) -> Path | None:
-    return run_dir / "eval" if run_dir and (run_dir / "eval").is_dir() else None
+def _run_eval_dir(run_dir: RunFolder | None) -> Path | None:
+    return run_dir.eval_dir if run_dir and run_dir.eval_dir.is_dir() else None
 
 
 def _eval_results(eval_dir: Path, stage: int | None) -> dict[str, Any] | None:
     """The base runs (the references) and this stage's runs, per benchmark."""
-    from autothink_lite.report import ReportError, collect, split_key
-
     try:
         results = collect([eval_dir])
     except ReportError as err:
         logger.warning("no evaluation results for the card: %s", err)
         return None
-    wanted = {"base", f"stage{stage}"} if stage is not None else None
+    wanted = {BASE_RUN, stage_name(stage)} if stage is not None else None
     for benchmark, summaries in list(results["benchmarks"].items()):
-        mine = {k: s for k, s in summaries.items() if wanted is None or split_key(k)[1] in wanted}
-        if not any(split_key(k)[1] != "base" for k in mine):
+        mine = {k: s for k, s in summaries.items() if wanted is None or k.run in wanted}
+        if not any(k.run != BASE_RUN for k in mine):
             logger.warning("%s: no results of stage %s on %s; the card shows every run found", eval_dir, stage, benchmark)
             mine = summaries
         results["benchmarks"][benchmark] = mine
@@ -132,8 +136,8 @@ def _eval_results(eval_dir: Path, stage: int | None) -> dict[str, Any] | None:
 
 
 def _is_hub_id(name: str) -> bool:
-    """'owner/name' that is not a local folder: the only kind of base_model the Hub can link."""
-    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", name)) and not Path(name).expanduser().exists()
+    """'owner/name' that is not a local path: the only kind of base_model the Hub can link."""
+    return "/" in name and not is_local_path(name)
 
 
 # ------------------------------------------------------------------------------------------ sections
@@ -152,11 +156,11 @@ def _front_matter(base: str, recipe: dict[str, Any]) -> str:
 
 def _base_name(base: str) -> str:
     """Hub ids as they are; a local folder by its name only (its full path means nothing on the Hub)."""
-    return base if base in ("mini", "unknown") or _is_hub_id(base) else Path(base).name
+    return base if base in (MINIATURE, "unknown") or _is_hub_id(base) else Path(base).name
 
 
 def _base_description(base: str) -> str:
-    if base == "mini":
+    if base == MINIATURE:
         return "the miniature R1 built by autothink-lite (a tiny Qwen2 distilled on synthetic arithmetic; not on the Hub)"
     return f"[{base}](https://huggingface.co/{base})" if _is_hub_id(base) else f"`{_base_name(base)}` (a local model)"
 
@@ -173,7 +177,7 @@ def _intro(info: dict[str, Any], base: str) -> str:
     )
 
 
-def _training_section(info: dict[str, Any], lora: dict[str, Any], run_dir: Path | None, base: str) -> str:
+def _training_section(info: dict[str, Any], lora: dict[str, Any], run_dir: RunFolder | None, base: str) -> str:
     lines = ["## Training", "", f"- Base model: {_base_description(base)}"]
     if info.get("recipe"):
         lines.append(f"- Recipe: `{info['recipe']}`")
@@ -194,14 +198,14 @@ def _training_section(info: dict[str, Any], lora: dict[str, Any], run_dir: Path 
     return "\n".join(lines)
 
 
-def _stage_history(info: dict[str, Any], run_dir: Path | None) -> list[dict[str, Any]]:
+def _stage_history(info: dict[str, Any], run_dir: RunFolder | None) -> list[dict[str, Any]]:
     """This stage's settings, preceded by those of the earlier stages of the same run when present."""
     if not info:
         return []
     history = []
     if run_dir is not None and isinstance(info.get("stage"), int):
         for stage in range(1, info["stage"]):
-            earlier = _read_json(run_dir / f"stage{stage}" / "final" / "stage.json")
+            earlier = _read_json(run_dir.final_dir(stage) / STAGE_DONE)
             if earlier:
                 history.append(earlier)
     return history + [info]
@@ -218,8 +222,6 @@ def _stage_row(info: dict[str, Any]) -> str:
 
 
 def _results_section(results: dict[str, Any] | None, plot_names: list[str]) -> str:
-    from autothink_lite.evaluation import format_level_table, format_table
-
     if not results or not results["benchmarks"]:
         return "## Evaluation\n\nNo evaluation results were found next to this adapter.\n" + _plots_markdown(plot_names)
     lines = ["## Evaluation", "",
@@ -289,7 +291,7 @@ print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_to
 
 
 def _limitations_section(base: str, four_bit: bool) -> str:
-    mini = base == "mini"
+    mini = base == MINIATURE
     lines = ["## Limitations", ""]
     if mini:
         lines.append("- This adapter belongs to the miniature R1, a tiny model trained on synthetic arithmetic on a "
@@ -335,8 +337,6 @@ def _draw_plots(results: dict[str, Any] | None, adapter: Path) -> list[str]:
     """The card's own plots, drawn next to it, so they travel with the adapter to the Hub."""
     if not results:
         return []
-    from autothink_lite.report import plot_accuracy_vs_tokens, plot_think_rate_by_level, slugify
-
     names = []
     for benchmark, summaries in results["benchmarks"].items():
         slug = slugify(benchmark)

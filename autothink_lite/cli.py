@@ -10,13 +10,15 @@ import sys
 from pathlib import Path
 
 from autothink_lite import __version__
+from autothink_lite.config import MINIATURE, EvalSettings, ModelConfig, RecipeError, load_recipe
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.prompts import PROMPT_MODES
+from autothink_lite.runs import BASE_RUN
 
 logger = logging.getLogger("autothink_lite")
 
 
 def _recipe(args: argparse.Namespace):
-    from autothink_lite.config import load_recipe
-
     overrides = list(args.set or [])
     if args.output:
         overrides.append(f"output_dir={args.output}")
@@ -26,8 +28,6 @@ def _recipe(args: argparse.Namespace):
 def _stages(text: str | None) -> list[int] | None:
     if not text:
         return None
-    from autothink_lite.config import RecipeError
-
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from autothink_lite.pipeline import run
 
     run(recipe, _stages(args.stages), overwrite=args.overwrite)
-    summary = Path(recipe.output_dir) / "summary.md"
+    summary = recipe.run.summary_file("md")
     if summary.is_file():
         sys.stdout.write(summary.read_text())
 
@@ -78,18 +78,19 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from autothink_lite.evaluation import EvalSettings, evaluate_model, format_level_table, format_table, summarize_dir
+    from autothink_lite.evaluation import evaluate_model
+    from autothink_lite.results import format_level_table, format_table, summarize_dir
 
-    settings = EvalSettings(samples=args.samples, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                            top_p=args.top_p, batch_size=args.batch_size, seed=args.seed)
+    settings = EvalSettings(benchmarks=args.benchmarks, modes=args.modes, samples=args.samples,
+                            max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                            limit=args.limit, batch_size=args.batch_size, seed=args.seed)
     out = Path(args.output)
-    label = evaluate_model(args.model, args.adapter, args.benchmarks, args.modes, settings, out, label=args.label,
-                           load_in_4bit=args.load_in_4bit, dtype=args.dtype, limit=args.limit,
-                           overwrite=args.overwrite)
+    label = evaluate_model(args.model, args.adapter, settings, out, label=args.label, load_in_4bit=args.load_in_4bit,
+                           dtype=args.dtype, overwrite=args.overwrite)
     summaries = summarize_dir(out)
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
     for benchmark, table in summaries.items():
-        rows = {name: s for name, s in table.items() if name.startswith(label + " ") or name.startswith("base ")}
+        rows = {key: s for key, s in table.items() if key.run in (label, BASE_RUN)}
         sys.stdout.write(f"\n## {benchmark}\n\n{format_table(rows)}\n")
         levels = format_level_table(rows)
         if levels:
@@ -128,6 +129,14 @@ def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
                              "evaluations and summary), and evaluation results of other settings")
 
 
+def _help(cls: type, name: str) -> str:
+    return cls.__dataclass_fields__[name].metadata["help"]
+
+
+def _choices(cls: type, name: str) -> tuple:
+    return cls.__dataclass_fields__[name].metadata["choices"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autothink", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -152,20 +161,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("eval", help="evaluate a model (+ adapters) on benchmarks in prompt modes; resumable")
-    p.add_argument("--model", default="mini", help="base model: 'mini', a Hub id or a local folder")
+    p.add_argument("--model", default=MINIATURE, help="base model: 'mini', a Hub id or a local folder")
     p.add_argument("--adapter", nargs="*", default=[], help="LoRA adapters (Hub ids or folders); the last is active")
-    p.add_argument("--benchmarks", nargs="+", default=["mini"],
+    evals = EvalSettings()  # the flags' defaults are a recipe's `eval:` defaults
+    p.add_argument("--benchmarks", nargs="+", default=evals.benchmarks,
                    help="math500 minerva olympiad aime24 amc23 gsm8k mini, or local JSON/JSONL files")
-    p.add_argument("--modes", nargs="+", default=["standard", "auto", "no_think"], choices=["standard", "auto", "no_think"])
-    p.add_argument("--samples", type=int, default=1, help="samples per problem; pass@1 is averaged (paper: 16)")
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="generation budget (paper: 32768)")
-    p.add_argument("--temperature", type=float, default=0.6, help="paper: 0.6")
-    p.add_argument("--top-p", type=float, default=0.95, help="paper: 0.95")
-    p.add_argument("--limit", type=int, help="only the first N problems of each benchmark")
-    p.add_argument("--batch-size", type=int, default=32, help="prompts per generation batch")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--modes", nargs="+", default=list(PROMPT_MODES), choices=PROMPT_MODES,
+                   help="prompt modes (default: all three, for a base model's references)")
+    p.add_argument("--samples", type=int, default=evals.samples, help=_help(EvalSettings, "samples"))
+    p.add_argument("--max-new-tokens", type=int, default=evals.max_new_tokens,
+                   help=_help(EvalSettings, "max_new_tokens"))
+    p.add_argument("--temperature", type=float, default=evals.temperature, help=_help(EvalSettings, "temperature"))
+    p.add_argument("--top-p", type=float, default=evals.top_p, help=_help(EvalSettings, "top_p"))
+    p.add_argument("--limit", type=int, default=evals.limit, help=_help(EvalSettings, "limit"))
+    p.add_argument("--batch-size", type=int, default=evals.batch_size, help=_help(EvalSettings, "batch_size"))
+    p.add_argument("--seed", type=int, default=evals.seed, help="sampling seed")
     p.add_argument("--load-in-4bit", action="store_true", help="load the base 4-bit (bitsandbytes nf4)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--dtype", default=ModelConfig().dtype, choices=_choices(ModelConfig, "dtype"),
+                   help=_help(ModelConfig, "dtype") + " (on a CPU computed in float32)")
     p.add_argument("--label", help="name of this run in the results (default: base, or the adapter's name)")
     p.add_argument("--output", default="runs/eval", help="results folder (resumes what is already there)")
     p.add_argument("--overwrite", action="store_true",
@@ -208,20 +221,9 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from autothink_lite.card import CardError
-    from autothink_lite.config import RecipeError
-    from autothink_lite.data import DataError
-    from autothink_lite.evaluation import EvalError
-    from autothink_lite.fitcheck import FitError
-    from autothink_lite.hub import HubError
-    from autothink_lite.modeling import ModelLoadError
-    from autothink_lite.prompts import PromptError
-    from autothink_lite.report import ReportError
-
     try:
         args.func(args)
-    except (RecipeError, DataError, EvalError, ModelLoadError, FitError, PromptError, ReportError, CardError,
-            HubError) as err:
+    except AutoThinkError as err:  # bad input, with its fix: one line, exit status 2
         logger.error("%s", err)
         raise SystemExit(2) from None
     finally:

@@ -9,7 +9,9 @@ the file (a `--set stages.N.grpo.X` wins over both for its stage).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
 import logging
 import types
 import typing
@@ -19,20 +21,23 @@ from typing import Any
 
 import yaml
 
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.grpo_fields import grpo_config_fields
 from autothink_lite.prompts import INSTRUCTION, PROMPT_MODES
 from autothink_lite.rewards import StageShaping
+from autothink_lite.runs import RunFolder
 
 logger = logging.getLogger(__name__)
 
 MINIATURE = "mini"  # model / dataset name of the built-in miniature R1 and its arithmetic task
 
 
-class RecipeError(ValueError):
+class RecipeError(AutoThinkError, ValueError):
     """A recipe (or an override) that cannot run, with the field at fault and how to fix it."""
 
 
-def _field(default: Any, help: str, choices: tuple | None = None, **kwargs: Any) -> Any:
-    metadata = {"help": help, "choices": choices}
+def _field(default: Any, help: str, choices: tuple | None = None, internal: bool = False, **kwargs: Any) -> Any:
+    metadata = {"help": help, "choices": choices, "internal": internal}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
@@ -76,19 +81,25 @@ class DataConfig:
 
 @dataclass
 class GRPOSettings:
-    """trl GRPOConfig settings shared by the stages; any stage may override them under its `grpo:` key."""
+    """A recipe's `grpo:` section, shared by the stages; any stage may override it under its own `grpo:` key.
 
+    Keys are trl `GRPOConfig` fields under trl's names. The fields below are those AutoThink gives a default
+    of its own; any other GRPOConfig field may be set as well (`optim`, `weight_decay`, ...: kept in
+    `trl_options` and passed to trl as they are). `prompts_per_step` is AutoThink's own addition, not a trl
+    field: trl's gradient accumulation is derived from it (`trainer.grpo_args`)."""
+
+    prompts_per_step: int = _field(16, "AutoThink's own: prompts per optimizer step over all processes "
+                                       "(paper: 128 / 64 / 64)")
     max_steps: int = _field(100, "optimizer steps of the stage")
     learning_rate: float = _field(2e-5, "AdamW learning rate (paper, full fine-tune: 1e-6; LoRA wants ~1e-5..5e-5)")
     lr_scheduler_type: str = _field("constant", "learning-rate schedule", ("constant", "constant_with_warmup", "cosine", "linear"))
     warmup_steps: int = _field(0, "warm-up steps")
-    prompts_per_step: int = _field(16, "prompts per optimizer step over all processes (paper: 128 / 64 / 64)")
     num_generations: int = _field(8, "samples per prompt, the GRPO group (paper: 8)")
-    micro_batch_size: int = _field(8, "completions per forward/backward pass per process (memory knob)")
+    per_device_train_batch_size: int = _field(8, "completions per forward/backward pass per process (memory knob)")
     max_completion_length: int = _field(1024, "response token budget (paper: 8K / 16K / 24K)")
     temperature: float = _field(0.6, "rollout sampling temperature (paper: 0.6)")
     top_p: float = _field(1.0, "rollout nucleus sampling")
-    kl_beta: float = _field(0.0, "KL coefficient (paper: 0, no reference model)")
+    beta: float = _field(0.0, "KL coefficient (paper: 0, no reference model)")
     epsilon: float = _field(0.2, "lower clip range (paper: 0.2)")
     epsilon_high: float = _field(0.2, "upper clip range (paper: 0.2)")
     entropy_coef: float = _field(0.001, "entropy bonus (paper: 0.001)")
@@ -105,6 +116,28 @@ class GRPOSettings:
     save_total_limit: int = _field(2, "checkpoints kept per stage")
     report_to: list[str] = _field(["tensorboard"], "where metrics go besides the console and metrics.csv: tensorboard, wandb, none")
     seed: int = _field(0, "random seed")
+    trl_options: dict = _field({}, "the other GRPOConfig fields the recipe sets, passed to trl as they are",
+                               internal=True)
+
+    def as_recipe(self) -> dict[str, Any]:
+        """The settings as a recipe's `grpo:` section writes them: trl's other options beside the rest."""
+        values = dataclasses.asdict(self)
+        options = values.pop("trl_options")
+        return {**values, **options}
+
+
+# GRPOConfig fields that AutoThink sets itself, with where their value comes from.
+SET_BY_AUTOTHINK = {
+    "output_dir": "the stage folder of the run folder: set output_dir or --output",
+    "gradient_accumulation_steps": "derived from prompts_per_step, num_generations and per_device_train_batch_size",
+    "use_cpu": "true when no GPU is visible",
+    "bf16": "from model.dtype on a GPU",
+    "fp16": "from model.dtype on a GPU",
+    "remove_unused_columns": "false: the reward reads the answer, prompt id, mode and level columns",
+    "data_seed": "the grpo seed",
+}
+# Keys of recipes written before the grpo section took trl's names.
+RENAMED_GRPO_KEYS = {"kl_beta": "beta", "micro_batch_size": "per_device_train_batch_size"}
 
 
 @dataclass
@@ -116,7 +149,7 @@ class StageConfig:
     degenerate_penalty: bool = _field(True, "reward -2 for wrong outputs that repeat an n-gram or hold a giant token")
     length_cap: int | None = _field(None, "baseline instead of AutoThink: reward 1 for a correct answer within this "
                                           "many tokens, else 0 (ThinkPrune-style; use with the standard prompt)")
-    grpo: dict = _field({}, "GRPO settings that differ from the recipe's `grpo:` in this stage")
+    grpo: dict = _field({}, "GRPO settings (GRPOConfig fields, prompts_per_step) that differ from the recipe's `grpo:` in this stage")
 
     @property
     def shaping(self) -> StageShaping:
@@ -125,15 +158,30 @@ class StageConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalSettings:
+    """How models are evaluated: a recipe's `eval:` section, and the defaults of `autothink eval`'s flags."""
+
     benchmarks: list[str] = _field([MINIATURE], "benchmarks evaluated after training (see `autothink eval`)")
     modes: list[str] = _field(["auto"], "prompt modes for the trained stages; the base also gets standard + no_think")
     samples: int = _field(1, "samples per problem (pass@1 is averaged over them; paper: 16)")
-    max_new_tokens: int = _field(1024, "generation budget")
+    max_new_tokens: int = _field(1024, "generation budget (paper: 32768)")
     temperature: float = _field(0.6, "sampling temperature (paper: 0.6)")
     top_p: float = _field(0.95, "nucleus sampling (paper: 0.95)")
     limit: int | None = _field(None, "evaluate only the first N problems of each benchmark")
     batch_size: int = _field(32, "prompts per generation batch")
+    seed: int = _field(0, "sampling seed; `autothink run` uses the recipe's grpo.seed", internal=True)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong with its value) for every value no evaluation can run with."""
+        found = [(name, "must be at least 1") for name in ("samples", "max_new_tokens", "batch_size")
+                 if getattr(self, name) < 1]
+        if self.limit is not None and self.limit < 1:
+            found.append(("limit", "give at least 1 problem per benchmark, or leave the limit out for all"))
+        if not self.temperature > 0:
+            found.append(("temperature", "sampling needs a temperature above 0 (paper: 0.6)"))
+        if not 0 < self.top_p <= 1:
+            found.append(("top_p", "must be in (0, 1] (paper: 0.95)"))
+        return found
 
 
 @dataclass
@@ -147,12 +195,20 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     stages: dict[int, StageConfig] = field(default_factory=dict)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+    eval: EvalSettings = field(default_factory=EvalSettings)
     source: str = field(default="<dict>", metadata={"help": "file the recipe came from", "internal": True})
+
+    @property
+    def run(self) -> RunFolder:
+        """The run folder this recipe writes (`output_dir`)."""
+        return RunFolder(self.output_dir)
 
     def stage_grpo(self, stage: int) -> GRPOSettings:
         """The GRPO settings of one stage: the recipe's, with the stage's overrides applied."""
-        return dataclasses.replace(self.grpo, **self.stages[stage].grpo)
+        overrides = self.stages[stage].grpo
+        own = {f.name for f in dataclasses.fields(GRPOSettings) if not f.metadata.get("internal")}
+        options = {**self.grpo.trl_options, **{k: v for k, v in overrides.items() if k not in own}}
+        return dataclasses.replace(self.grpo, **{k: v for k, v in overrides.items() if k in own}, trl_options=options)
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -239,15 +295,92 @@ def _build_stages(raw: Any, source: str) -> dict[int, StageConfig]:
         if str(key) not in ("1", "2", "3"):
             raise RecipeError(f"{source}: stages.{key}: AutoThink has stages 1, 2 and 3; rename or remove it")
         stage = _build(StageConfig, body or {}, source, f"stages.{key}.")
-        checked = _build(GRPOSettings, stage.grpo, source, f"stages.{key}.grpo.")  # names and types of overrides
-        stage.grpo = {name: getattr(checked, name) for name in stage.grpo}  # the converted values (3e-5 -> float)
+        checked = _build_grpo(stage.grpo, source, f"stages.{key}.grpo.")  # names and types of overrides
+        values = checked.as_recipe()
+        stage.grpo = {name: values[name] for name in stage.grpo}  # the converted values (3e-5 -> float)
         stages[int(key)] = stage
     return dict(sorted(stages.items()))
 
 
-def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
+def _build_grpo(raw: Any, source: str, prefix: str) -> GRPOSettings:
+    """GRPOSettings from a `grpo:` mapping: AutoThink's typed fields, and any other trl GRPOConfig field as it is."""
+    _check_mapping(raw, source, prefix)
+    own = {f.name for f in dataclasses.fields(GRPOSettings) if not f.metadata.get("internal")}
+    trl_fields = grpo_config_fields()
+    options = {}
+    for name, value in raw.items():
+        where = f"{prefix}{name}"
+        if name in own:
+            continue
+        if name in SET_BY_AUTOTHINK:
+            raise RecipeError(f"{source}: {where}: AutoThink sets this GRPOConfig field itself "
+                              f"({SET_BY_AUTOTHINK[name]}); remove it")
+        if name in RENAMED_GRPO_KEYS:
+            raise RecipeError(f"{source}: unknown key {where}: the grpo section takes trl's names now; write "
+                              f"{RENAMED_GRPO_KEYS[name]} (trl GRPOConfig's name) instead of {name}")
+        if name not in trl_fields:
+            close = difflib.get_close_matches(str(name), [*own, *trl_fields], n=1)
+            raise RecipeError(f"{source}: unknown key {where}: allowed keys here are trl GRPOConfig's fields and "
+                              f"prompts_per_step{'; the closest is ' + close[0] if close else ''}")
+        options[name] = _check_trl_value(value, trl_fields[name], source, where)
+    settings = _build(GRPOSettings, {k: v for k, v in raw.items() if k in own}, source, prefix)
+    settings.trl_options = options
+    return settings
+
+
+_SIMPLE_TYPES = {"bool": bool, "int": int, "float": float, "str": str, "list": list, "dict": dict}
+
+
+def _check_trl_value(value: Any, annotation: str, source: str, where: str) -> Any:
+    """A GRPOConfig value checked against its annotation where that is made of plain types (else trl checks it
+    when the stage builds its GRPOConfig)."""
+    kinds = _annotation_names(ast.parse(annotation, mode="eval").body)
+    if not kinds or not kinds <= {*_SIMPLE_TYPES, "None"}:
+        return value
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise RecipeError(f"{source}: {where}: must be set (GRPOConfig's type: {annotation})")
+    if "float" in kinds and "str" not in kinds and isinstance(value, str):
+        try:
+            value = float(value)  # YAML 1.1 reads 3e-5 (no dot) as a string
+        except ValueError:
+            pass
+
+    def fits(kind: str) -> bool:
+        if isinstance(value, bool):  # a bool is an int to isinstance, not to a recipe
+            return kind == "bool"
+        return isinstance(value, (int, float) if kind == "float" else _SIMPLE_TYPES[kind])
+
+    if not any(fits(kind) for kind in kinds - {"None"}):
+        raise RecipeError(f"{source}: {where}: expected {annotation} (GRPOConfig's type), got {value!r}")
+    return value
+
+
+def _annotation_names(node: ast.expr) -> set[str]:
+    """{'float', 'None'} for `float | None`; names that are not plain types come back as they are."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _annotation_names(node.left) | _annotation_names(node.right)
+    if isinstance(node, ast.Constant) and node.value is None:
+        return {"None"}
+    if isinstance(node, ast.Name):
+        return {node.id}
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        if node.value.id in ("Optional", "Union"):
+            parts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            return set().union(*(_annotation_names(part) for part in parts)) | (
+                {"None"} if node.value.id == "Optional" else set())
+        return {node.value.id}
+    return {ast.unparse(node)}
+
+
+def _check_mapping(raw: Any, source: str, prefix: str) -> None:
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: {prefix.rstrip('.') or 'recipe'}: expected a mapping of keys, got {raw!r}")
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
+    _check_mapping(raw, source, prefix)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = sorted(set(raw) - set(fields))
@@ -259,6 +392,9 @@ def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:
     for name, value in raw.items():
         where = f"{prefix}{name}"
         hint = hints[name]
+        if hint is GRPOSettings:
+            values[name] = _build_grpo(value or {}, source, where + ".")
+            continue
         if dataclasses.is_dataclass(hint):
             values[name] = _build(hint, value or {}, source, where + ".")
             continue
@@ -310,19 +446,16 @@ def _check_combinations(recipe: Recipe) -> None:
         if g.num_generations < 2:
             raise RecipeError(f"{where}: grpo.num_generations={g.num_generations}: GRPO compares samples of one prompt; use 2 or more (paper: 8)")
         completions = g.prompts_per_step * g.num_generations
-        if completions % g.micro_batch_size:
+        if completions % g.per_device_train_batch_size:
             raise RecipeError(
                 f"{where}: prompts_per_step x num_generations = {completions} completions per step is not divisible by "
-                f"micro_batch_size={g.micro_batch_size}: pick a micro_batch_size that divides {completions}"
+                f"per_device_train_batch_size={g.per_device_train_batch_size}: pick a "
+                f"per_device_train_batch_size that divides {completions}"
             )
-    for section, names in (("eval", ("samples", "max_new_tokens", "batch_size", "limit")), ("data", ("limit",))):
-        for name in names:
-            value = getattr(getattr(recipe, section), name)
-            if value is not None and value < 1:
-                fix = " or leave it unset for all" if name == "limit" else ""
-                raise RecipeError(f"{src}: {section}.{name}={value}: must be at least 1{fix}")
-    if not recipe.eval.temperature > 0 or not 0 < recipe.eval.top_p <= 1:
-        raise RecipeError(f"{src}: eval.temperature must be positive and eval.top_p in (0, 1]")
+    if recipe.data.limit is not None and recipe.data.limit < 1:
+        raise RecipeError(f"{src}: data.limit={recipe.data.limit}: must be at least 1 or leave it unset for all")
+    for name, what in recipe.eval.problems():
+        raise RecipeError(f"{src}: eval.{name}={getattr(recipe.eval, name)}: {what}")
     if recipe.lora.r < 1 or recipe.lora.alpha < 1 or not recipe.lora.target_modules:
         raise RecipeError(f"{src}: lora: r and alpha must be at least 1 and target_modules non-empty")
     if recipe.model.fast_inference and recipe.model.backend == "transformers":
@@ -333,7 +466,8 @@ def _check_combinations(recipe: Recipe) -> None:
 
 
 def _check_grpo_values(g: GRPOSettings, where: str) -> None:
-    for name in ("max_steps", "prompts_per_step", "micro_batch_size", "max_completion_length", "save_steps", "logging_steps"):
+    for name in ("max_steps", "prompts_per_step", "per_device_train_batch_size", "max_completion_length", "save_steps",
+                 "logging_steps"):
         if getattr(g, name) < 1:
             raise RecipeError(f"{where}: grpo.{name}={getattr(g, name)}: must be at least 1")
     if not g.learning_rate > 0 or not g.temperature > 0:

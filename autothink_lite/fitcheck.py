@@ -37,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from autothink_lite.errors import AutoThinkError
+
 GIB = 2**30
 NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)
 OVERHEAD_GIB = 1.0
@@ -45,7 +47,7 @@ TRL_TILE_TOKENS, TRL_TILE_VOCAB = 4096, 32768  # one tile of trl 1.15's chunked 
 DEFAULT_PROMPT_LEN = 512
 
 
-class FitError(RuntimeError):
+class FitError(AutoThinkError, RuntimeError):
     """A stage that will not fit on the card, with the setting to change."""
 
 
@@ -250,7 +252,7 @@ def check_fit(estimate: MemoryEstimate, gpu_gb: float | None = None) -> None:
 
 def _suggest(estimate: MemoryEstimate, knobs: Knobs | None, limit: float) -> str:
     if knobs is None:
-        return "lower grpo.micro_batch_size or grpo.max_completion_length"
+        return "lower grpo.per_device_train_batch_size or grpo.max_completion_length"
     if estimate.resident + min(estimate.generation_phase, estimate.training_phase) > limit:
         if estimate.vllm and estimate.resident - estimate.vllm < limit:
             return "lower grpo.vllm_gpu_memory_utilization (or set grpo.use_vllm: false)"
@@ -263,9 +265,9 @@ def _suggest(estimate: MemoryEstimate, knobs: Knobs | None, limit: float) -> str
                 "or set grpo.use_vllm: true (vLLM pages the cache)")
     if not knobs.gradient_checkpointing:
         return (f"activations take {estimate.activations:.1f} GiB: set grpo.gradient_checkpointing: true "
-                f"(or halve grpo.micro_batch_size)")
+                f"(or halve grpo.per_device_train_batch_size)")
     if knobs.micro_batch_size > 1:
-        return f"halve grpo.micro_batch_size ({knobs.micro_batch_size} -> {knobs.micro_batch_size // 2})"
+        return f"halve grpo.per_device_train_batch_size ({knobs.micro_batch_size} -> {knobs.micro_batch_size // 2})"
     vllm = " or grpo.vllm_gpu_memory_utilization" if knobs.use_vllm else ""
     return (f"even one completion per micro-batch is too long: lower grpo.max_completion_length "
             f"({knobs.max_completion_length} -> {knobs.max_completion_length // 2}){vllm}")
@@ -295,7 +297,7 @@ def estimate_from_recipe(
         prompt_len=prompt_len,
         max_completion_length=settings.max_completion_length,
         num_generations=settings.num_generations,
-        micro_batch_size=settings.micro_batch_size,
+        micro_batch_size=settings.per_device_train_batch_size,
         # trl generates a whole optimizer step's completions (this process's share) in one call
         rollout_batch=max(completions // num_processes, 1),
         gradient_checkpointing=settings.gradient_checkpointing,

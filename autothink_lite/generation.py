@@ -9,6 +9,7 @@ with `add_special_tokens=False`. Prompts are sorted by length so each batch pads
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -111,8 +112,6 @@ def generate(
 
 
 def vllm_available() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
 
 

@@ -1,4 +1,4 @@
-"""Is an answer right, and is an output degenerate? (DESIGN.md sections 2-3.)
+"""Is an answer right, and is an output degenerate? (the paper's correctness check and its degenerate-output penalty)
 
 `is_correct` never raises and never hangs. math-verify bounds its own time with `signal.alarm`, which works
 only in the main thread; elsewhere (the Gradio app's worker threads) the same check runs in one spawned
@@ -111,6 +111,8 @@ def normalize_answer(answer: str) -> str:
 
 def _math_verify(predicted: str, gold: str, timeout: int | None) -> bool:
     """math-verify on `\\boxed{}`-wrapped strings; `timeout` None disables its signal alarm."""
+    # Imported on first use: it imports sympy (most of a second), which most answers, matched as plain
+    # numbers or strings first, never need; the app and the report import this module too.
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     config = [LatexExtractionConfig(), ExprExtractionConfig()]

@@ -1,4 +1,4 @@
-"""Metrics of the paper (DESIGN.md section 5), as pure functions."""
+"""The paper's efficiency metric E-F1, as a pure function."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ Two backends:
   against its documented `FastLanguageModel` API and never run in CI (unsloth refuses to import without a GPU).
 
 transformers, peft and unsloth are imported inside the functions: unsloth patches transformers / trl / peft
-and must be imported before them, which a module-level import here would prevent.
+and must be imported before them, which a module-level import here would prevent (the command line imports
+this module to decide whether to import unsloth). bitsandbytes is imported where a 4-bit layer is touched.
 """
 
 from __future__ import annotations
@@ -21,17 +22,16 @@ from typing import Any, Sequence
 
 import torch
 
+from autothink_lite import miniature
+from autothink_lite.adapters import ADAPTER_CONFIG, check_local_adapter
 from autothink_lite.config import MINIATURE, LoraSettings, ModelConfig
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.hub_client import is_local_path
 
 logger = logging.getLogger(__name__)
 
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
-# A Hub repository id: "name" or "owner/name" (letters, digits, '-', '_', '.'); anything else is a local path.
-_HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
-
-class ModelLoadError(RuntimeError):
+class ModelLoadError(AutoThinkError, RuntimeError):
     """A model or adapter that cannot be loaded, with what to do about it."""
 
 
@@ -41,9 +41,7 @@ class ModelLoadError(RuntimeError):
 def resolve_model_path(name_or_path: str) -> str:
     """'mini' -> the built-in miniature R1's folder; a local folder -> itself; else a Hub id, returned as is."""
     if name_or_path == MINIATURE:
-        from autothink_lite.miniature import default_model_path
-
-        return str(default_model_path())
+        return str(miniature.default_model_path())
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -56,7 +54,7 @@ def resolve_model_path(name_or_path: str) -> str:
             )
         _check_model_config(path / "config.json")
         return str(path)
-    if path.exists() or _looks_like_path(name_or_path):
+    if is_local_path(name_or_path):
         raise ModelLoadError(
             f"model {name_or_path!r}: no such model folder ({path.resolve()}). Fix the path, use a Hub id such as "
             "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B, or 'mini' for the built-in miniature "
@@ -76,10 +74,6 @@ def _check_model_config(config: Path) -> None:
         raise ModelLoadError(f"{config} has no model_type, so transformers cannot tell the architecture; add it "
                              '(e.g. "model_type": "qwen2" for R1-Distill-Qwen), or save the model again with '
                              "save_pretrained")
-
-
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or "\\" in name or not _HUB_ID.match(name)
 
 
 # ----------------------------------------------------------------------------------------- backend
@@ -117,7 +111,7 @@ def compute_dtype(name: str) -> torch.dtype:
     """
     if not torch.cuda.is_available():
         if name != "float32":
-            logger.info("no GPU: computing in float32 (the recipe's %s is for GPUs)", name)
+            logger.info("no GPU: computing in float32 (%s is for GPUs)", name)
         return torch.float32
     if name == "bfloat16" and not torch.cuda.is_bf16_supported():
         logger.warning("this GPU has no bfloat16: computing in float16 (set model.dtype=float16 to silence this)")
@@ -269,7 +263,7 @@ def _log_loaded(model: Any, path: str, backend: str, load_in_4bit: bool) -> None
 def attach_lora(model: Any, lora: LoraSettings, *, adapter: str | None = None, seed: int = 0) -> Any:
     """Attach a new trainable LoRA, or continue a previous stage's `adapter` (its own rank and targets win)."""
     if adapter is not None:
-        check_adapter(adapter)
+        check_local_adapter(adapter, ModelLoadError)
     if getattr(model, "autothink_backend", "transformers") == "unsloth":
         model = _attach_lora_unsloth(model, lora, adapter=adapter, seed=seed)
     elif adapter is None:
@@ -335,40 +329,6 @@ def _log_trainable(model: Any, adapter: str | None) -> None:
                 f"{trainable:,}", f"{total:,}", 100 * trainable / total)
 
 
-def check_adapter(adapter: str) -> None:
-    """Fail early, naming the folder, when a local adapter folder is missing, unfinished or corrupt.
-
-    Hub ids (owner/name, not on disk) are left to peft, which downloads them.
-    """
-    path = Path(adapter).expanduser()
-    if not path.exists() and not _looks_like_path(adapter):
-        return
-    fix = ("Re-run the training stage that writes it (finished stages hold adapter_config.json and "
-           "adapter_model.safetensors), or point to another adapter folder.")
-    if not path.is_dir():
-        raise ModelLoadError(f"adapter folder {path} does not exist. {fix}")
-    try:
-        json.loads((path / ADAPTER_CONFIG).read_text())
-    except FileNotFoundError:
-        raise ModelLoadError(
-            f"adapter folder {path} has no {ADAPTER_CONFIG}: it is not a finished LoRA adapter. {fix}"
-        ) from None
-    except (OSError, ValueError) as err:
-        raise ModelLoadError(f"adapter folder {path}: {ADAPTER_CONFIG} is unreadable ({err}). {fix}") from None
-    weights = next((path / name for name in ADAPTER_WEIGHTS if (path / name).is_file()), None)
-    if weights is None:
-        raise ModelLoadError(f"adapter folder {path} has no adapter weights ({' or '.join(ADAPTER_WEIGHTS)}). {fix}")
-    if weights.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(weights), framework="pt") as f:
-                f.keys()
-        except (SafetensorError, OSError) as err:
-            raise ModelLoadError(f"adapter folder {path}: {weights.name} is unreadable ({err}), "
-                                 f"perhaps cut short by a crash. {fix}") from None
-
-
 def save_adapter(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
     """Write the LoRA adapter (adapter_config.json + adapter_model.safetensors) and the tokenizer to `out_dir`."""
     if not hasattr(model, "peft_config"):
@@ -401,7 +361,7 @@ def load_for_inference(
                                           for_training=False)
     names = adapter_names(adapters)
     for adapter, name in zip(adapters, names):
-        check_adapter(adapter)
+        check_local_adapter(adapter, ModelLoadError)  # a Hub id is downloaded by peft
         if hasattr(model, "peft_config"):
             model.load_adapter(adapter, adapter_name=name)
         else:

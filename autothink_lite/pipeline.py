@@ -7,14 +7,18 @@ Results land in `<output_dir>/eval/<run>/<benchmark>/<mode>.jsonl` (run: base, s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
-from autothink_lite.config import Recipe
-from autothink_lite.evaluation import EvalSettings, evaluate_model, format_level_table, format_table, summarize_dir
-from autothink_lite.training import distributed_state, final_adapter, read_metrics, stage_summary, train
+from autothink_lite.config import EvalSettings, Recipe
+from autothink_lite.evaluation import evaluate_model
+from autothink_lite.results import format_level_table, format_table, read_rows, summarize_dir
+from autothink_lite.runs import stage_name
+from autothink_lite.trainer import distributed_state
+from autothink_lite.training import stage_summary, train
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +30,8 @@ def run(recipe: Recipe, stages: list[int] | None = None, *, overwrite: bool = Fa
     if not distributed_state().is_main_process:
         return {}
     summary = evaluate_run(recipe, overwrite=overwrite)
-    summary["training"] = {f"stage{r.stage}": {"seconds": round(r.seconds, 1), "skipped": r.skipped,
-                                               **stage_summary(read_metrics(recipe, r.stage))}
+    summary["training"] = {stage_name(r.stage): {"seconds": round(r.seconds, 1), "skipped": r.skipped,
+                                                 **stage_summary(read_rows(recipe.run.metrics_file(r.stage)))}
                            for r in results}
     write_summary(recipe, summary)
     return summary
@@ -39,29 +43,24 @@ def evaluate_run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     Results of another evaluation in eval/ (another adapter, other eval settings) are refused, or with
     `overwrite` replaced."""
     settings = eval_settings(recipe)
-    eval_dir = Path(recipe.output_dir) / "eval"
-    runs: list[tuple[list[str], list[str]]] = [([], list(BASE_MODES))]
+    runs: list[tuple[list[str], EvalSettings]] = [([], dataclasses.replace(settings, modes=list(BASE_MODES)))]
     for stage in recipe.stages:
-        adapter = final_adapter(recipe, stage)
+        adapter = recipe.run.final_adapter(stage)
         if adapter is not None:
-            runs.append(([str(adapter)], list(recipe.eval.modes)))
-    for adapters, modes in runs:
-        evaluate_model(recipe.model.name_or_path, adapters, recipe.eval.benchmarks, modes, settings, eval_dir,
-                       load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype, limit=recipe.eval.limit,
-                       overwrite=overwrite)
-    return {"benchmarks": summarize_dir(eval_dir)}
+            runs.append(([str(adapter)], settings))
+    for adapters, run_settings in runs:
+        evaluate_model(recipe.model.name_or_path, adapters, run_settings, recipe.run.eval_dir,
+                       load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype, overwrite=overwrite)
+    return {"benchmarks": summarize_dir(recipe.run.eval_dir)}
 
 
 def eval_settings(recipe: Recipe) -> EvalSettings:
     """The recipe's evaluation settings; sampling is seeded with the training seed, so a seed names a whole run."""
-    return EvalSettings(samples=recipe.eval.samples, max_new_tokens=recipe.eval.max_new_tokens,
-                        temperature=recipe.eval.temperature, top_p=recipe.eval.top_p,
-                        batch_size=recipe.eval.batch_size, seed=recipe.grpo.seed)
+    return dataclasses.replace(recipe.eval, seed=recipe.grpo.seed)
 
 
 def write_summary(recipe: Recipe, summary: dict[str, Any]) -> Path:
-    out = Path(recipe.output_dir)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    recipe.run.summary_file("json").write_text(json.dumps(summary, indent=2))
     lines = [f"# {recipe.name}: AutoThink results", "", f"Recipe: `{recipe.source}`", ""]
     for benchmark, summaries in summary["benchmarks"].items():
         lines += [f"## {benchmark}", "", format_table(summaries), ""]
@@ -79,7 +78,7 @@ def write_summary(recipe: Recipe, summary: dict[str, Any]) -> Path:
                          f"{pct('think_rate')} ({pct('think_rate_min')}-{pct('think_rate_max')}) | "
                          f"{pct('accuracy_think')} | {pct('accuracy_no_think')} | "
                          f"{t.get('tokens', float('nan')):.1f} | {t.get('balance_weight', 0):.2f} |")
-    path = out / "summary.md"
+    path = recipe.run.summary_file("md")
     path.write_text("\n".join(lines) + "\n")
     logger.info("summary written to %s", path)
     return path

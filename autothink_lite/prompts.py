@@ -1,6 +1,6 @@
 """Prompt modes of the AutoThink paper and the parsing of what the model writes back.
 
-DESIGN.md section 2. Rendering goes through the tokenizer's own chat template, so the same code serves
+Rendering goes through the tokenizer's own chat template, so the same code serves
 DeepSeek-R1-Distill, DeepScaleR and the miniature. Everything here is plain string work: the tokenizer is
 only asked for `chat_template` and `apply_chat_template`.
 
@@ -13,6 +13,8 @@ Vocabulary used throughout the package:
 from __future__ import annotations
 
 from typing import Any
+
+from autothink_lite.errors import AutoThinkError
 
 PROMPT_MODES = ("standard", "auto", "no_think")
 THINK_OPEN = "<think>"
@@ -29,7 +31,7 @@ MODE_SUFFIX = {
 INSTRUCTION = "Let's think step by step and output the final answer within \\boxed{}."
 
 
-class PromptError(ValueError):
+class PromptError(AutoThinkError, ValueError):
     """A prompt cannot be rendered (bad mode, empty question, tokenizer without a chat template)."""
 
 

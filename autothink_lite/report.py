@@ -2,7 +2,7 @@
 
 Input folders are either run folders of `autothink run` (RUN_DIR/eval/<run>/<benchmark>/<mode>.jsonl plus
 RUN_DIR/stage{n}/metrics.jsonl) or bare evaluation folders (EVAL_DIR/<run>/<benchmark>/<mode>.jsonl).
-Every number is recomputed from the per-sample rows with `evaluation.summarize`, so a report never drifts
+Every number is recomputed from the per-sample rows with `results.summarize`, so a report never drifts
 from the results it shows.
 
 Plots use matplotlib's object API (`Figure`, which renders PNG through Agg) rather than pyplot: no global
@@ -22,21 +22,20 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from autothink_lite.evaluation import (
-    BASE_RUN,
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.results import (
+    ResultKey,
     add_efficiency_f1,
-    check_writable,
     format_level_table,
     format_table,
     read_eval_dir,
     read_rows,
     summarize,
 )
+from autothink_lite.runs import RunFolder, check_writable
 
 logger = logging.getLogger(__name__)
 
-BASELINE_STANDARD = "base standard"  # E-F1's reference runs: the same model, standard and no-think prompts
-BASELINE_NO_THINK = "base no_think"
 THINK_COLOR, NO_THINK_COLOR = "tab:red", "tab:blue"
 BASELINE_STYLE = {  # marker, colour, size of the two reference runs in the accuracy-vs-tokens plot
     "standard": ("*", "black", 260),
@@ -45,7 +44,7 @@ BASELINE_STYLE = {  # marker, colour, size of the two reference runs in the accu
 DPI = 120
 
 
-class ReportError(ValueError):
+class ReportError(AutoThinkError, ValueError):
     """A folder holds no results to report on, with the layout that was expected."""
 
 
@@ -55,10 +54,10 @@ class ReportError(ValueError):
 def collect(dirs: Iterable[str | Path]) -> dict[str, Any]:
     """Everything a report shows, read from run folders or evaluation folders.
 
-    Returns {"sources": {label: path}, "benchmarks": {benchmark: {"<run> <mode>": summary}},
-    "tokens": {benchmark: {"<run> <mode>": {"think": [...], "no_think": [...]}}},
-    "training": {label: {stage: [metrics rows]}}}. With several folders each key is prefixed with its
-    folder's label ("runA/stage3 auto"), and E-F1 is computed against that folder's own base runs, since it
+    Returns {"sources": {label: path}, "benchmarks": {benchmark: {ResultKey: summary}},
+    "tokens": {benchmark: {ResultKey: {"think": [...], "no_think": [...]}}},
+    "training": {label: {stage: [metrics rows]}}}. With several folders each key carries its folder's label
+    as its source ("runA/stage3 auto"), and E-F1 is computed against that folder's own base runs, since it
     compares a model with itself.
     """
     dirs = [Path(d) for d in dirs]
@@ -74,17 +73,16 @@ def collect(dirs: Iterable[str | Path]) -> dict[str, Any]:
             raise ReportError(f"{directory} holds run folders ({', '.join(p.name for p in runs[:5])}), not results: "
                               f"pass the runs themselves, e.g. {' '.join(str(p) for p in runs[:2])}")
         out["sources"][label or directory.name] = str(directory)
-        prefix = f"{label}/" if label else ""
         try:
             found = read_eval_dir(eval_dir_of(directory))
         except OSError as err:
             raise ReportError(f"{directory}: cannot read it ({err}); pass a run or eval folder you can read") from None
         for benchmark, results in found.items():
             summaries = {key: summarize(rows) for key, rows in results.items()}
-            add_efficiency_f1(summaries, BASELINE_STANDARD, BASELINE_NO_THINK)
+            add_efficiency_f1(summaries)
             for key, rows in results.items():
-                out["benchmarks"].setdefault(benchmark, {})[prefix + key] = summaries[key]
-                out["tokens"].setdefault(benchmark, {})[prefix + key] = tokens_by_mode(rows)
+                out["benchmarks"].setdefault(benchmark, {})[key.with_source(label)] = summaries[key]
+                out["tokens"].setdefault(benchmark, {})[key.with_source(label)] = tokens_by_mode(rows)
         training = read_training(directory)
         if training:
             out["training"][label or directory.name] = training
@@ -105,29 +103,22 @@ def source_labels(dirs: list[Path]) -> list[str]:
     names = [d.parent.name if d.name == "eval" else d.name for d in dirs]
     labels: list[str] = []
     for name in names:
-        label = re.sub(r"[\s/]+", "_", name) or "run"  # keys are split on the last space and on '/'
+        label = re.sub(r"[\s/]+", "_", name) or "run"  # a key shows as "label/run mode": one word, no '/'
         labels.append(label if label not in labels else f"{label}_{len(labels) + 1}")
     return labels
 
 
 def run_folders_in(directory: Path) -> list[Path]:
     """The run folders inside `directory` when it is their parent (runs/), not a run or eval folder itself."""
-    def is_run(folder: Path) -> bool:
-        return (folder / "eval").is_dir() or (folder / "recipe.yaml").is_file()
-
-    return [] if is_run(directory) else sorted(d for d in directory.iterdir() if d.is_dir() and is_run(d))
+    if RunFolder.is_run(directory):
+        return []
+    return sorted(d for d in directory.iterdir() if d.is_dir() and RunFolder.is_run(d))
 
 
 def eval_dir_of(directory: Path) -> Path:
     """A run folder keeps its evaluations in eval/; any other folder is taken as an evaluation folder."""
-    return directory / "eval" if (directory / "eval").is_dir() else directory
-
-
-def split_key(key: str) -> tuple[str, str, str]:
-    """"runA/stage3 auto" -> ("runA", "stage3", "auto"); "base standard" -> ("", "base", "standard")."""
-    head, _, mode = key.rpartition(" ")
-    source, _, run = head.rpartition("/")
-    return source, run, mode
+    run = RunFolder(directory)
+    return run.eval_dir if run.eval_dir.is_dir() else directory
 
 
 def tokens_by_mode(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
@@ -136,40 +127,32 @@ def tokens_by_mode(rows: list[dict[str, Any]]) -> dict[str, list[int]]:
 
 def read_training(directory: Path) -> dict[int, list[dict[str, float]]]:
     """{stage: metrics rows} from RUN_DIR/stage{n}/metrics.jsonl, stages in order."""
-    stages = {}
-    for path in directory.glob("stage*/metrics.jsonl"):
-        match = re.fullmatch(r"stage(\d+)", path.parent.name)
-        if match:
-            stages[int(match.group(1))] = read_rows(path)
-    return dict(sorted((stage, rows) for stage, rows in stages.items() if rows))
+    run = RunFolder(directory)
+    stages = {stage: read_rows(run.metrics_file(stage)) for stage in run.stages()}
+    return {stage: rows for stage, rows in stages.items() if rows}
 
 
 # --------------------------------------------------------------------------------------------- plots
-
-
-def is_baseline(key: str) -> bool:
-    _, run, mode = split_key(key)
-    return run == BASE_RUN and mode in BASELINE_STYLE
 
 
 PALETTE = [f"C{i}" for i in range(10) if i != 7]  # C7 is grey, the no-think reference's colour
 SOURCE_MARKERS = ("o", "^", "D", "v", "P", "X")  # one per results folder when several are compared
 
 
-def key_colors(keys: Iterable[str]) -> dict[str, str]:
+def key_colors(keys: Iterable[ResultKey]) -> dict[ResultKey, str]:
     """One colour per run/mode, the same in every plot; the two reference runs in black and grey."""
     keys = list(keys)
-    others = [k for k in keys if not is_baseline(k)]
-    return {key: BASELINE_STYLE[split_key(key)[2]][1] if is_baseline(key) else PALETTE[others.index(key) % len(PALETTE)]
+    others = [k for k in keys if not k.is_reference]
+    return {key: BASELINE_STYLE[key.mode][1] if key.is_reference else PALETTE[others.index(key) % len(PALETTE)]
             for key in keys}
 
 
-def key_markers(keys: Iterable[str]) -> dict[str, str]:
+def key_markers(keys: Iterable[ResultKey]) -> dict[ResultKey, str]:
     """Reference runs: star (standard) / square (no-think); other runs: one marker shape per results folder."""
     keys = list(keys)
-    sources = list(dict.fromkeys(split_key(k)[0] for k in keys))
-    return {key: BASELINE_STYLE[split_key(key)[2]][0] if is_baseline(key)
-            else SOURCE_MARKERS[sources.index(split_key(key)[0]) % len(SOURCE_MARKERS)] for key in keys}
+    sources = list(dict.fromkeys(k.source for k in keys))
+    return {key: BASELINE_STYLE[key.mode][0] if key.is_reference
+            else SOURCE_MARKERS[sources.index(key.source) % len(SOURCE_MARKERS)] for key in keys}
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -183,7 +166,7 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def plot_accuracy_vs_tokens(summaries: dict[str, dict[str, Any]], path: Path, title: str) -> Path | None:
+def plot_accuracy_vs_tokens(summaries: dict[ResultKey, dict[str, Any]], path: Path, title: str) -> Path | None:
     """Accuracy against mean tokens, one point per run/mode; the base standard and no-think runs as
     reference lines, so the paper's goal (up and to the left of `base standard`) is visible at a glance."""
     keys = [k for k, s in summaries.items() if s.get("samples")]
@@ -195,8 +178,8 @@ def plot_accuracy_vs_tokens(summaries: dict[str, dict[str, Any]], path: Path, ti
     for key in keys:
         s = summaries[key]
         x, y = s["tokens"], 100 * s["accuracy"]
-        if is_baseline(key):
-            size = BASELINE_STYLE[split_key(key)[2]][2]
+        if key.is_reference:
+            size = BASELINE_STYLE[key.mode][2]
             ax.axhline(y, color=colors[key], linestyle="--", linewidth=1, alpha=0.6)
             ax.axvline(x, color=colors[key], linestyle="--", linewidth=1, alpha=0.6)
             label = text = f"{key} (reference)"
@@ -220,14 +203,13 @@ def plot_accuracy_vs_tokens(summaries: dict[str, dict[str, Any]], path: Path, ti
     return _save(fig, path)
 
 
-def _draw_trajectories(ax: Any, summaries: dict[str, dict[str, Any]], keys: list[str]) -> None:
+def _draw_trajectories(ax: Any, summaries: dict[ResultKey, dict[str, Any]], keys: list[ResultKey]) -> None:
     """A faint line through base -> stage1 -> stage2 -> stage3 of one folder and prompt mode: the path the
     training took across the accuracy/length plane."""
     groups: dict[tuple[str, str], list[str]] = {}
     for key in keys:
-        if not is_baseline(key):
-            source, _, mode = split_key(key)
-            groups.setdefault((source, mode), []).append(key)
+        if not key.is_reference:
+            groups.setdefault((key.source, key.mode), []).append(key)
     for members in groups.values():
         if len(members) > 1:
             ax.plot([summaries[k]["tokens"] for k in members], [100 * summaries[k]["accuracy"] for k in members],
@@ -241,7 +223,7 @@ def _pad_limits(ax: Any) -> None:
     ax.set_ylim(max(low, -2), min(high, 102))
 
 
-def plot_think_rate_by_level(summaries: dict[str, dict[str, Any]], path: Path, title: str) -> Path | None:
+def plot_think_rate_by_level(summaries: dict[ResultKey, dict[str, Any]], path: Path, title: str) -> Path | None:
     """Think-rate and accuracy per difficulty level, one line per run/mode (benchmarks with levels only).
     AutoThink's target shape: think-rate rising with the level, accuracy kept."""
     keys = [k for k, s in summaries.items() if s.get("levels")]
@@ -254,7 +236,7 @@ def plot_think_rate_by_level(summaries: dict[str, dict[str, Any]], path: Path, t
         levels = summaries[key]["levels"]
         xs = sorted(int(level) for level in levels)
         style = dict(color=colors[key], label=key, marker=markers[key], linewidth=2)
-        if is_baseline(key):  # forced modes sit at 100% / 0% think-rate: references, drawn quietly
+        if key.is_reference:  # forced modes sit at 100% / 0% think-rate: references, drawn quietly
             style.update(linestyle="--", linewidth=1, alpha=0.7)
         think_ax.plot(xs, [100 * levels[str(x)]["think_rate"] for x in xs], **style)
         acc_ax.plot(xs, [100 * levels[str(x)]["accuracy"] for x in xs], **style)
@@ -410,7 +392,8 @@ def write_report(dirs: Iterable[str | Path], out_dir: str | Path) -> Path:
 _METHOD_NOTE = (
     "Accuracy is pass@1 averaged over samples; tokens are mean response tokens per sample; think-rate is the "
     "share of samples that reason (do not close `</think>` at once). E-F1 (x100) compares each run with the "
-    "same folder's `base standard` and `base no_think` runs (DESIGN.md section 5); `-` where those are missing."
+    "same folder's `base standard` and `base no_think` runs: the harmonic mean of the accuracy gain and the token "
+    "saving, each relative to those two; `-` where those are missing."
 )
 
 

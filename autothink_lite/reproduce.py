@@ -1,6 +1,6 @@
 """The paper's comparison in miniature: AutoThink against the prompt baselines and a length-cap baseline.
 
-`python benchmarks/reproduce_mini.py` (the command-line front end) runs, for each seed and from scratch:
+`python experiments/reproduce_mini.py` (the command-line front end) runs, for each seed and from scratch:
   * `autothink` job: `pipeline.run` on recipes/mini.yaml: the base under the standard, no-think and ellipsis
     prompts, AutoThink stages 1-3, and every stage under the ellipsis prompt;
   * `length-cap` job: recipes/baselines/mini-length-cap.yaml (ThinkPrune-style, the same GRPO budget, the
@@ -28,38 +28,46 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from autothink_lite.evaluation import BASE_RUN, add_efficiency_f1, format_level_table, summarize_dir
-from autothink_lite.report import (
-    BASELINE_NO_THINK,
-    BASELINE_STANDARD,
-    plot_accuracy_vs_tokens,
-    plot_think_rate_by_level,
-    read_training,
+from autothink_lite.config import MINIATURE, load_recipe
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.evaluation import evaluate_model
+from autothink_lite.pipeline import eval_settings, run
+from autothink_lite.report import plot_accuracy_vs_tokens, plot_think_rate_by_level, read_training
+from autothink_lite.results import (
+    BASE_NO_THINK,
+    BASE_STANDARD,
+    ResultKey,
+    add_efficiency_f1,
+    format_level_table,
+    summarize_dir,
 )
+from autothink_lite.runs import BASE_RUN, RunFolder
+from autothink_lite.training import train
 
 logger = logging.getLogger(__name__)
 
-BENCHMARK = "mini"
+BENCHMARK = MINIATURE  # the miniature's held-out eval split
 AUTOTHINK, LENGTH_CAP = "autothink", "length-cap"
-FINAL = "stage3 auto"
-LENGTH_CAP_ROW = f"{LENGTH_CAP} standard"
+STAGE2 = ResultKey("stage2", "auto")
+FINAL = ResultKey("stage3", "auto")
+LENGTH_CAP_ROW = ResultKey(LENGTH_CAP, "standard")
 ROWS = {  # result key -> what it is, in table order
-    BASELINE_STANDARD: "base, standard prompt (always thinks)",
-    BASELINE_NO_THINK: "base, no-think prompt",
-    f"{BASE_RUN} auto": "base, ellipsis prompt",
-    "stage1 auto": "AutoThink stage 1",
-    "stage2 auto": "AutoThink stage 2",
+    BASE_STANDARD: "base, standard prompt (always thinks)",
+    BASE_NO_THINK: "base, no-think prompt",
+    ResultKey(BASE_RUN, "auto"): "base, ellipsis prompt",
+    ResultKey("stage1", "auto"): "AutoThink stage 1",
+    STAGE2: "AutoThink stage 2",
     FINAL: "AutoThink stage 3",
     LENGTH_CAP_ROW: "length-cap baseline",
 }
 STAT_KEYS = ("accuracy", "tokens", "think_rate", "e_f1")
 
 
-class ReproduceError(RuntimeError):
+class ReproduceError(AutoThinkError, RuntimeError):
     """A job failed or left no results; names the job and its log."""
 
 
@@ -92,8 +100,6 @@ def rollout_budget(recipe: Any) -> int:
 
 def check_budgets(recipes: dict[str, str], overrides: dict[str, list[str]]) -> dict[str, int]:
     """Both recipes load (a broken one fails here, before any job starts) and spend the same GRPO budget."""
-    from autothink_lite.config import load_recipe
-
     budgets = {method: rollout_budget(load_recipe(path, overrides.get(method, []))) for method, path in recipes.items()}
     if len(set(budgets.values())) > 1:
         raise ReproduceError(
@@ -103,8 +109,8 @@ def check_budgets(recipes: dict[str, str], overrides: dict[str, list[str]]) -> d
     return budgets
 
 
-def run_dir(out: Path, seed: int, method: str) -> Path:
-    return Path(out) / f"seed{seed}" / method
+def run_folder(out: Path, seed: int, method: str) -> RunFolder:
+    return RunFolder(Path(out) / f"seed{seed}" / method)
 
 
 # ------------------------------------------------------------------------------------------- one job
@@ -112,23 +118,17 @@ def run_dir(out: Path, seed: int, method: str) -> Path:
 
 def run_job(method: str, recipe_path: str, out: Path, seed: int, overrides: list[str]) -> None:
     """One (method, seed): train from scratch (or resume) and evaluate; runs inside a child process."""
-    from autothink_lite.config import load_recipe
-    from autothink_lite.evaluation import evaluate_model
-    from autothink_lite.pipeline import eval_settings, run
-    from autothink_lite.training import final_adapter, train
-
-    folder = run_dir(out, seed, method)
-    recipe = load_recipe(recipe_path, [*overrides, f"grpo.seed={seed}", f"output_dir={folder}"])
+    folder = run_folder(out, seed, method)
+    recipe = load_recipe(recipe_path, [*overrides, f"grpo.seed={seed}", f"output_dir={folder.path}"])
     if method == AUTOTHINK:
         run(recipe)
         return
     train(recipe)
-    adapter = final_adapter(recipe, max(recipe.stages))
+    adapter = folder.final_adapter(max(recipe.stages))
     if adapter is None:
-        raise ReproduceError(f"{folder}: the baseline's training left no final adapter")
-    evaluate_model(recipe.model.name_or_path, [str(adapter)], recipe.eval.benchmarks, ["standard"],
-                   eval_settings(recipe), folder / "eval", label=LENGTH_CAP,
-                   load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype, limit=recipe.eval.limit)
+        raise ReproduceError(f"{folder.path}: the baseline's training left no final adapter")
+    evaluate_model(recipe.model.name_or_path, [str(adapter)], replace(eval_settings(recipe), modes=["standard"]),
+                   folder.eval_dir, label=LENGTH_CAP, load_in_4bit=recipe.model.load_in_4bit, dtype=recipe.model.dtype)
 
 
 def plan_jobs(script: Path, out: Path, seeds: list[int], recipes: dict[str, str],
@@ -177,7 +177,7 @@ def seed_results(out: Path, seed: int) -> dict[str, dict[str, Any]]:
     every row against this seed's base standard / no-think runs."""
     summaries: dict[str, dict[str, Any]] = {}
     for method in (AUTOTHINK, LENGTH_CAP):
-        eval_dir = run_dir(out, seed, method) / "eval"
+        eval_dir = run_folder(out, seed, method).eval_dir
         if eval_dir.is_dir():
             summaries.update(summarize_dir(eval_dir).get(BENCHMARK, {}))
     missing = [key for key in ROWS if key not in summaries]
@@ -185,13 +185,13 @@ def seed_results(out: Path, seed: int) -> dict[str, dict[str, Any]]:
         raise ReproduceError(f"seed {seed}: no results for {', '.join(missing)} under {Path(out) / f'seed{seed}'}; "
                              "rerun the command to finish the missing jobs")
     rows = {key: summaries[key] for key in ROWS}
-    add_efficiency_f1(rows, BASELINE_STANDARD, BASELINE_NO_THINK)
+    add_efficiency_f1(rows)
     return rows
 
 
 def stage1_think_rates(out: Path, seed: int) -> list[float]:
     """Think-rate of every logged stage-1 training step (the 'both modes stay alive' target)."""
-    rows = read_training(run_dir(out, seed, AUTOTHINK)).get(1, [])
+    rows = read_training(run_folder(out, seed, AUTOTHINK).path).get(1, [])
     return [row["autothink/think_rate"] for row in rows if "autothink/think_rate" in row]
 
 
@@ -236,7 +236,7 @@ class Target:
 
 def check_targets(agg: dict[str, dict[str, Any]], stage1_rates: dict[int, list[float]]) -> list[Target]:
     """The issue's targets, on the seed means of the final AutoThink stage against the base's standard run."""
-    final, std, cap = agg[FINAL], agg[BASELINE_STANDARD], agg[LENGTH_CAP_ROW]
+    final, std, cap = agg[FINAL], agg[BASE_STANDARD], agg[LENGTH_CAP_ROW]
     acc, std_acc = 100 * final["accuracy"]["mean"], 100 * std["accuracy"]["mean"]
     tokens, std_tokens = final["tokens"]["mean"], std["tokens"]["mean"]
     levels = final["levels"]
@@ -294,15 +294,15 @@ def write_results(out: Path, seeds: list[int], overrides: dict[str, list[str]] |
     text = format_results(agg, targets, seeds)
     means = mean_summaries(agg)
     title = f"miniature: AutoThink vs baselines, mean of {len(seeds)} seed(s)"
-    plot_think_rate_by_level({k: v for k, v in means.items() if k != BASELINE_NO_THINK},
+    plot_think_rate_by_level({k: v for k, v in means.items() if k != BASE_NO_THINK},
                              out / "think_rate_by_level.png", title)
     plot_accuracy_vs_tokens(means, out / "accuracy_vs_tokens.png", title)
     # Seeds can end far apart (the mean hides it): the last two stages and the baseline, one line per seed.
-    plot_think_rate_by_level({f"seed{seed}/{key}": per_seed[seed][key] for seed in seeds
-                              for key in ("stage2 auto", FINAL)}, out / "think_rate_by_level_per_seed.png",
+    plot_think_rate_by_level({key.with_source(f"seed{seed}"): per_seed[seed][key] for seed in seeds
+                              for key in (STAGE2, FINAL)}, out / "think_rate_by_level_per_seed.png",
                              "miniature: AutoThink stages 2 and 3 of each seed")
-    plot_accuracy_vs_tokens({f"seed{seed}/{key}": per_seed[seed][key] for seed in seeds
-                             for key in (BASELINE_STANDARD, FINAL, LENGTH_CAP_ROW)},
+    plot_accuracy_vs_tokens({key.with_source(f"seed{seed}"): per_seed[seed][key] for seed in seeds
+                             for key in (BASE_STANDARD, FINAL, LENGTH_CAP_ROW)},
                             out / "accuracy_vs_tokens_per_seed.png",
                             "miniature: each seed's AutoThink stage 3 and length-cap baseline")
     # --report-only passes no jobs: keep the timings of the run that produced these results

@@ -1,4 +1,4 @@
-"""AutoThink's rewards (DESIGN.md section 3), as pure functions over plain lists.
+"""AutoThink's rewards (the paper's naive reward, batch balance and length shaping), as pure functions over plain lists.
 
 Each function is one formula of the paper. They are *post-gather* transforms: batch balance needs the whole
 rollout batch and length shaping needs each prompt's group, so with several processes they must be fed the

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 import torch
+import trl.trainer.utils as trl_utils
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ class TorchLogProbFunction:
 
 
 def install() -> None:
-    import trl.trainer.utils as trl_utils
-
     if getattr(trl_utils, "_ChunkedLogProbFunction", object) is None:
         trl_utils._ChunkedLogProbFunction = TorchLogProbFunction
         logger.info("trl's Triton log-prob kernel is unavailable; using the plain torch version")

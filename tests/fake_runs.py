@@ -11,6 +11,9 @@ import math
 import random
 from pathlib import Path
 
+from autothink_lite.results import results_file, sample_row
+from autothink_lite.runs import STAGE_DONE, RunFolder
+
 LEVELS = (1, 2, 3, 4, 5)
 PROBLEMS_PER_LEVEL = 12
 
@@ -25,7 +28,13 @@ THINK_TOKENS = {"base": 110, "stage1": 105, "stage2": 100, "stage3": 70}
 SKILL = {"base": 0.0, "stage1": 0.03, "stage2": 0.08, "stage3": 0.08}  # RL also sharpens both modes a little
 
 
-def sample_row(rng: random.Random, run: str, prompt_mode: str, index: int, level: int) -> dict:
+def words(text: str, add_special_tokens: bool = False) -> dict:
+    """A stand-in tokenizer for `sample_row`'s reasoning-token count: one token per word."""
+    return {"input_ids": text.split()}
+
+
+def fake_row(rng: random.Random, run: str, prompt_mode: str, index: int, level: int) -> dict:
+    """One sample as evaluation writes it (`results.sample_row`), from a completion drawn with the paper's shape."""
     if prompt_mode == "standard":
         think = True
     elif prompt_mode == "no_think":
@@ -39,15 +48,13 @@ def sample_row(rng: random.Random, run: str, prompt_mode: str, index: int, level
         tokens = rng.randint(8, 16)
         correct = rng.random() < 1.02 - 0.2 * level + SKILL[run]
     gold = str(index * 7 + level)
-    answer = gold if correct else str(int(gold) + 1)
-    reasoning = "" if think is False else "Let me add the digits. Wait, let me verify ... " * (tokens // 12)
-    completion = (f"{reasoning}</think>\n\nThe answer is \\boxed{{{answer}}}." if think
-                  else f"</think>\n\nThe answer is \\boxed{{{answer}}}.")
-    reasoning_tokens = max(tokens - 10, 0) if think else 0
-    return {"id": f"L{level}-{index}", "sample": 0, "level": level, "prompt_mode": prompt_mode,
-            "mode": "think" if think else "no_think", "tokens": tokens, "reasoning_tokens": reasoning_tokens,
-            "answer_tokens": tokens - reasoning_tokens, "finished": True, "answer": answer, "gold": gold,
-            "correct": correct, "completion": completion}
+    answer = f"The answer is \\boxed{{{gold if correct else int(gold) + 1}}}."
+    if think:
+        completion = "Let me add the digits. Wait, let me verify ... " * (tokens // 12) + "</think>\n\n" + answer
+    else:  # the no-think prompt closes the think block itself
+        completion = answer if prompt_mode == "no_think" else "</think>\n\n" + answer
+    record = {"id": f"L{level}-{index}", "level": level, "answer": gold}
+    return sample_row(record, 0, prompt_mode, completion, tokens, True, words)
 
 
 def write_eval_dir(eval_dir: Path, benchmarks=("mini",), seed: int = 0, stages=(1, 2, 3)) -> Path:
@@ -56,9 +63,9 @@ def write_eval_dir(eval_dir: Path, benchmarks=("mini",), seed: int = 0, stages=(
     runs = [("base", "standard"), ("base", "no_think"), ("base", "auto")] + [(f"stage{s}", "auto") for s in stages]
     for benchmark in benchmarks:
         for run, mode in runs:
-            path = eval_dir / run / benchmark / f"{mode}.jsonl"
+            path = results_file(eval_dir, run, benchmark, mode)
             path.parent.mkdir(parents=True, exist_ok=True)
-            rows = [sample_row(rng, run, mode, i, level) for level in LEVELS for i in range(PROBLEMS_PER_LEVEL)]
+            rows = [fake_row(rng, run, mode, i, level) for level in LEVELS for i in range(PROBLEMS_PER_LEVEL)]
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return eval_dir
 
@@ -97,8 +104,9 @@ def write_safetensors(path: Path) -> None:
 def write_run_dir(run_dir: Path, base_model: str = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
                   stages=(1, 2, 3), seed: int = 0) -> Path:
     """RUN_DIR as `autothink run` leaves it: recipe.yaml, stage{n}/final adapters + stage.json, metrics, eval/."""
+    run = RunFolder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(
+    run.recipe_file.write_text(
         "model:\n  name_or_path: " + base_model + "\n  load_in_4bit: true\n"
         "lora:\n  r: 16\n  alpha: 32\n"
         "data:\n  train: agentica-org/DeepScaleR-Preview-Dataset\n  prompt_mode: auto\n"
@@ -106,9 +114,9 @@ def write_run_dir(run_dir: Path, base_model: str = "deepseek-ai/DeepSeek-R1-Dist
     steps = {1: 40, 2: 40, 3: 30}
     previous = None
     for stage in stages:
-        final = run_dir / f"stage{stage}" / "final"
+        final = run.final_dir(stage)
         final.mkdir(parents=True)
-        write_metrics(run_dir / f"stage{stage}" / "metrics.jsonl", stage, steps[stage], seed)
+        write_metrics(run.metrics_file(stage), stage, steps[stage], seed)
         (final / "adapter_config.json").write_text(json.dumps({
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model, "r": 16,
             "lora_alpha": 32, "lora_dropout": 0.0,
@@ -116,7 +124,7 @@ def write_run_dir(run_dir: Path, base_model: str = "deepseek-ai/DeepSeek-R1-Dist
         }))
         write_safetensors(final / "adapter_model.safetensors")
         (final / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 16384}))
-        (final / "stage.json").write_text(json.dumps({
+        (final / STAGE_DONE).write_text(json.dumps({
             "stage": stage, "recipe": "r1-1.5b", "base_model": base_model,
             "previous_adapter": previous,
             "backend": "transformers",
@@ -124,10 +132,10 @@ def write_run_dir(run_dir: Path, base_model: str = "deepseek-ai/DeepSeek-R1-Dist
                         "alpha": 0.05 if stage == 3 else 0.0, "beta": 0.05 if stage == 3 else 0.0,
                         "degenerate_penalty": True},
             "grpo": {"max_steps": steps[stage], "learning_rate": 2e-5, "prompts_per_step": 16, "num_generations": 8,
-                     "max_completion_length": 4096, "temperature": 0.6, "top_p": 1.0, "kl_beta": 0.0,
+                     "max_completion_length": 4096, "temperature": 0.6, "top_p": 1.0, "beta": 0.0,
                      "epsilon": 0.2, "epsilon_high": 0.2, "entropy_coef": 0.001, "loss_type": "dapo"},
             "seconds_this_run": 1234.5, "resumed_from": None, "steps": steps[stage],
         }, indent=2))
         previous = f"stage{stage}/final"
-    write_eval_dir(run_dir / "eval", seed=seed, stages=stages)
+    write_eval_dir(run.eval_dir, seed=seed, stages=stages)
     return run_dir

@@ -20,8 +20,10 @@ import pytest
 import yaml
 from huggingface_hub import constants
 
+from autothink_lite.adapters import ADAPTER_FILES
 from autothink_lite.cli import main
-from autothink_lite.evaluation import ADAPTER_FILES, read_rows, weights_identity
+from autothink_lite.evaluation import weights_identity
+from autothink_lite.results import read_rows
 from fake_runs import write_run_dir
 
 TINY = {
@@ -29,7 +31,7 @@ TINY = {
     "model": {"name_or_path": "mini", "load_in_4bit": False, "dtype": "float32", "backend": "transformers"},
     "lora": {"r": 4, "alpha": 8},
     "data": {"train": "mini", "limit": 16},
-    "grpo": {"max_steps": 1, "prompts_per_step": 2, "num_generations": 2, "micro_batch_size": 4,
+    "grpo": {"max_steps": 1, "prompts_per_step": 2, "num_generations": 2, "per_device_train_batch_size": 4,
              "max_completion_length": 16, "learning_rate": 1e-3, "save_steps": 1, "report_to": ["none"]},
     "stages": {1: {"gamma": 0.5, "grpo": {"max_steps": 2}}, 2: {"grpo": {"max_steps": 1}}},
     "eval": {"limit": 2, "max_new_tokens": 16, "batch_size": 8, "modes": ["auto"]},
@@ -180,6 +182,17 @@ def test_eval_with_another_max_new_tokens_into_the_same_folder_is_refused(tmp_pa
     refused(autothink("eval", "--modes", "auto", "--limit", "2", "--max-new-tokens", "20", "--output", out),
             "max new tokens: 16 in the file, 20 now", "--overwrite")
     refused(autothink(*EVAL, "--temperature", "0.9", "--output", out), "temperature: 0.6 in the file, 0.9 now")
+
+
+def test_eval_on_a_cpu_resumes_results_of_another_dtype_flag_since_both_compute_in_float32(tmp_path, autothink):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the two dtypes compute differently")
+    out = tmp_path / "ev"
+    assert autothink(*EVAL, "--dtype", "float32", "--output", out).code == 0
+    seen = autothink("eval", "--modes", "auto", "--limit", "3", "--max-new-tokens", "16", "--output", out)
+    assert seen.code == 0 and seen.says("2 samples already done, 1 problems to go"), "the default dtype: bfloat16"
 
 
 def test_two_benchmark_files_with_the_same_name_do_not_share_results(tmp_path, autothink):

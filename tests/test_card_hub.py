@@ -22,8 +22,10 @@ import pytest
 import yaml
 from huggingface_hub import HfApi, constants
 
+from autothink_lite.adapters import pull_adapter
 from autothink_lite.card import CITATION, write_model_card
-from autothink_lite.hub import HubError, pull_adapter, push_adapter
+from autothink_lite.hub import push_adapter
+from autothink_lite.hub_client import HubError
 from fake_runs import write_run_dir, write_safetensors
 
 TOKEN = "hf_testTokenThatMustNeverBeLogged0123"

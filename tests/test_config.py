@@ -44,6 +44,50 @@ def test_unknown_key_inside_a_stage_override_is_caught(tmp_path):
         load_recipe(_write(tmp_path, _minimal(stages={1: {"grpo": {"max_step": 3}}})))
 
 
+def test_grpo_takes_any_trl_grpoconfig_field_by_its_trl_name_and_trl_gets_it(tmp_path):
+    from autothink_lite.trainer import grpo_args
+
+    recipe = load_recipe(_write(tmp_path, _minimal(
+        grpo={"beta": 0.04, "per_device_train_batch_size": 4, "optim": "adamw_torch", "weight_decay": "1e-2"},
+        stages={1: {"grpo": {"weight_decay": 0.1}}, 2: {}})))
+    assert recipe.stage_grpo(1).trl_options == {"optim": "adamw_torch", "weight_decay": 0.1}
+    assert recipe.stage_grpo(2).trl_options == {"optim": "adamw_torch", "weight_decay": 0.01}
+    args = grpo_args(recipe.stage_grpo(1), tmp_path / "out", "float32", world_size=1)
+    assert (args.beta, args.per_device_train_batch_size, args.weight_decay, args.optim) == (0.04, 4, 0.1, "adamw_torch")
+    assert args.gradient_accumulation_steps == 16 * 8 // 4, "prompts_per_step stays AutoThink's own"
+
+
+def test_an_unknown_grpo_key_names_the_closest_grpoconfig_field(tmp_path):
+    with pytest.raises(RecipeError, match=r"unknown key stages\.2\.grpo\.weight_decy: .*the closest is weight_decay"):
+        load_recipe(_write(tmp_path, _minimal(stages={1: {}, 2: {"grpo": {"weight_decy": 0.1}}})))
+
+
+@pytest.mark.parametrize("old, new", [("kl_beta", "beta"), ("micro_batch_size", "per_device_train_batch_size")])
+def test_the_grpo_keys_of_older_recipes_name_trls_key_instead(tmp_path, old, new):
+    with pytest.raises(RecipeError, match=rf"grpo\.{old}: .*write {new}"):
+        load_recipe(_write(tmp_path, _minimal(grpo={old: 1})))
+
+
+def test_grpoconfig_fields_that_autothink_sets_itself_are_refused_with_where_the_value_comes_from(tmp_path):
+    with pytest.raises(RecipeError, match=r"grpo\.gradient_accumulation_steps: AutoThink sets .*prompts_per_step"):
+        load_recipe(_write(tmp_path, _minimal(grpo={"gradient_accumulation_steps": 4})))
+
+
+def test_a_grpoconfig_value_of_the_wrong_type_is_refused_with_trls_type(tmp_path):
+    with pytest.raises(RecipeError, match=r"grpo\.weight_decay: expected float .*got 'lots'"):
+        load_recipe(_write(tmp_path, _minimal(grpo={"weight_decay": "lots"})))
+
+
+def test_the_grpoconfig_fields_read_from_source_are_trls_own():
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from autothink_lite.grpo_fields import grpo_config_fields
+
+    assert set(grpo_config_fields()) == {f.name for f in dataclasses.fields(GRPOConfig)}
+
+
 def test_wrong_type_names_the_field_and_what_it_expects(tmp_path):
     with pytest.raises(RecipeError, match=r"grpo\.num_generations: expected int, got 'eight'"):
         load_recipe(_write(tmp_path, _minimal(grpo={"num_generations": "eight"})))
@@ -55,8 +99,8 @@ def test_value_outside_its_choices_lists_them(tmp_path):
 
 
 def test_batch_that_cannot_be_split_into_micro_batches_gets_the_fix(tmp_path):
-    data = _minimal(grpo={"prompts_per_step": 3, "num_generations": 8, "micro_batch_size": 16})
-    with pytest.raises(RecipeError, match=r"24 completions per step is not divisible by micro_batch_size=16"):
+    data = _minimal(grpo={"prompts_per_step": 3, "num_generations": 8, "per_device_train_batch_size": 16})
+    with pytest.raises(RecipeError, match=r"24 completions per step is not divisible by per_device_train_batch_size=16"):
         load_recipe(_write(tmp_path, data))
 
 
@@ -124,8 +168,8 @@ def test_a_stage_too_big_for_the_card_stops_with_a_setting_to_change(tmp_path):
                                                            **R1_DISTILL_SHAPES["r1-distill-qwen-7b"]}))
     recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "r1-distill-qwen-7b.yaml",
                          [f"model.name_or_path={tmp_path}", "stages.3.grpo.max_completion_length=32768",
-                          "stages.3.grpo.micro_batch_size=4"])
-    with pytest.raises(FitError, match="micro_batch_size|max_completion_length|gradient_checkpointing"):
+                          "stages.3.grpo.per_device_train_batch_size=4"])
+    with pytest.raises(FitError, match="per_device_train_batch_size|max_completion_length|gradient_checkpointing"):
         check_stage_fits(recipe, 3)
 
 

@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from autothink_lite.data import PAPER_BENCHMARKS, DataError, load_benchmark
-from autothink_lite.evaluation import format_level_table, format_table, read_rows, summarize, summarize_dir
+from autothink_lite.problems import PAPER_BENCHMARKS, DataError, load_benchmark
+from autothink_lite.results import format_level_table, format_table, read_rows, summarize, summarize_dir
 
 
 def eval_command(out, *extra):

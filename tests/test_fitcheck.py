@@ -57,7 +57,7 @@ def test_a_stage_too_big_for_the_card_names_gradient_checkpointing():
 def test_a_checkpointed_stage_too_big_for_the_card_says_to_halve_the_micro_batch():
     estimate = estimate_stage_memory(R1_7B, max_completion_length=8192, micro_batch_size=8, gradient_checkpointing=True,
                                      use_vllm=True, vllm_gpu_memory_utilization=0.3, gpu_gb=24)
-    with pytest.raises(FitError, match=r"halve grpo.micro_batch_size \(8 -> 4\)"):
+    with pytest.raises(FitError, match=r"halve grpo.per_device_train_batch_size \(8 -> 4\)"):
         check_fit(estimate)
 
 
@@ -87,7 +87,7 @@ def test_the_table_lists_each_component_and_says_whether_it_fits():
 def test_a_recipe_stage_is_estimated_with_its_own_overrides():
     recipe = recipe_from_dict({
         "name": "t", "gpu_memory_gb": 24, "model": {"name_or_path": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"},
-        "grpo": {"gradient_checkpointing": True, "use_vllm": True, "micro_batch_size": 2, "prompts_per_step": 8},
+        "grpo": {"gradient_checkpointing": True, "use_vllm": True, "per_device_train_batch_size": 2, "prompts_per_step": 8},
         "stages": {1: {"grpo": {"max_completion_length": 8192}}, 3: {"grpo": {"max_completion_length": 16384}}},
     })
     stage1 = estimate_from_recipe(recipe, 1, R1_1_5B)

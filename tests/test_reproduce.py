@@ -22,7 +22,7 @@ from autothink_lite.reproduce import (
     seed_results,
 )
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "reproduce_mini.py"
+SCRIPT = Path(__file__).parents[1] / "experiments" / "reproduce_mini.py"
 
 
 def summary(accuracy, tokens, think_rate, l1=None, l5=None, e_f1=0.0):
@@ -79,7 +79,7 @@ def test_the_script_runs_both_methods_end_to_end_and_reaggregates(tmp_path):
     """The real script on a shrunken budget: one seed, both jobs at once, every row and both plots."""
     out = tmp_path / "repro"
     tiny = ["--set", "eval.limit=5", "--set", "grpo.prompts_per_step=2", "--set", "grpo.num_generations=2",
-            "--set", "grpo.micro_batch_size=4", "--set", "grpo.max_completion_length=96",
+            "--set", "grpo.per_device_train_batch_size=4", "--set", "grpo.max_completion_length=96",
             "--set", "eval.max_new_tokens=96"]
     for stage in (1, 2, 3):
         tiny += ["--autothink-set", f"stages.{stage}.grpo.max_steps=1"]
@@ -141,9 +141,9 @@ def test_the_grpo_budget_counts_rollout_batches_not_ppo_epochs():
     recipe_path = Path(__file__).parents[1] / "recipes" / "mini.yaml"
     one = load_recipe(recipe_path, ["stages.1.grpo.max_steps=5", "stages.2.grpo.max_steps=4",
                                     "stages.3.grpo.max_steps=1", "grpo.prompts_per_step=2", "grpo.num_generations=4",
-                                    "grpo.micro_batch_size=8"])
+                                    "grpo.per_device_train_batch_size=8"])
     assert rollout_budget(one) == (5 + 4 + 1) * 2 * 4
     two = load_recipe(recipe_path, ["stages.1.grpo.max_steps=5", "stages.2.grpo.max_steps=4",
                                     "stages.3.grpo.max_steps=1", "grpo.prompts_per_step=2", "grpo.num_generations=4",
-                                    "grpo.micro_batch_size=8", "grpo.num_iterations=2"])
+                                    "grpo.per_device_train_batch_size=8", "grpo.num_iterations=2"])
     assert rollout_budget(two) == (3 + 2 + 1) * 2 * 4

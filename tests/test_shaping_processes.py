@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from autothink_lite.rewards import PAPER_STAGES
-from autothink_lite.training import shape_rollouts
+from autothink_lite.trainer import shape_rollouts
 
 sys.path.insert(0, str(Path(__file__).parent / "workers"))
 from shaping_worker import fixed_batch  # noqa: E402

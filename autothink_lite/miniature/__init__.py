@@ -29,6 +29,8 @@ def default_model_path() -> Path:
         return SHIPPED_MODEL_DIR
     cached = cache_dir() / "mini-r1"
     if not _is_model_dir(cached):
+        # Imported only to build: the build imports transformers, which `modeling` (importing this package)
+        # must leave to unsloth to import first.
         from autothink_lite.miniature.build import build_miniature
 
         logger.warning("no shipped miniature model at %s: building one into %s (about 5 minutes on a CPU)",

@@ -1,7 +1,7 @@
 """Build the miniature R1: tokenizer, a tiny Qwen2ForCausalLM, SFT on synthetic R1-style traces, measurement.
 
-DESIGN.md section 6. The "distillation" teaches the three prompt modes of section 2 from the task's teacher
-traces (`task.sample_completion`):
+The "distillation" teaches the three prompt modes (`prompts.MODE_SUFFIX`) from the task's teacher traces
+(`task.sample_completion`):
   standard prompt  -> always thinks (column working that sometimes slips on hard levels, then 0-5 re-checks
                       that redo it right);
   ellipsis prompt  -> thinks or answers at once, each half the time at random, whatever the level;
@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-from autothink_lite.evaluation import sample_row
+from autothink_lite.results import sample_row
 from autothink_lite.generation import generate
 from autothink_lite.miniature import task
 from autothink_lite.miniature.tokenizer import build_tokenizer

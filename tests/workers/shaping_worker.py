@@ -7,7 +7,7 @@ import sys
 from accelerate.utils import gather_object
 
 from autothink_lite.rewards import PAPER_STAGES
-from autothink_lite.training import distributed_state, shape_rollouts
+from autothink_lite.trainer import distributed_state, shape_rollouts
 
 
 def fixed_batch(num_prompts: int = 6, group_size: int = 4) -> dict[str, list]:

@@ -1,6 +1,6 @@
 """Reproduce the paper's comparison in miniature, from scratch on CPU: one table, one command.
 
-    python benchmarks/reproduce_mini.py [--seeds 0 1 2] [--jobs 2] [--out runs/reproduce] [--set KEY=VALUE ...]
+    python experiments/reproduce_mini.py [--seeds 0 1 2] [--jobs 2] [--out runs/reproduce] [--set KEY=VALUE ...]
 
 For each seed: the base under the standard, no-think and ellipsis prompts; AutoThink stages 1-3
 (recipes/mini.yaml) under the ellipsis prompt; a length-cap baseline (recipes/baselines/mini-length-cap.yaml:
@@ -23,10 +23,10 @@ import sys
 import time
 from pathlib import Path
 
+from autothink_lite.errors import AutoThinkError
 from autothink_lite.reproduce import (
     AUTOTHINK,
     LENGTH_CAP,
-    ReproduceError,
     check_budgets,
     plan_jobs,
     run_job,
@@ -77,12 +77,8 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == "__main__":
-    from autothink_lite.config import RecipeError
-    from autothink_lite.data import DataError
-    from autothink_lite.modeling import ModelLoadError
-
     try:
         main()
-    except (ReproduceError, RecipeError, DataError, ModelLoadError) as err:
+    except AutoThinkError as err:
         logging.getLogger("reproduce_mini").error("%s", err)
         sys.exit(2)

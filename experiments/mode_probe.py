@@ -1,6 +1,6 @@
 """What does a trained adapter's think / no-think decision key on? Probe it with operand shapes it never saw.
 
-    python benchmarks/mode_probe.py ADAPTER [ADAPTER ...] [--per-group 30] [--samples 2] [--out DIR]
+    python experiments/mode_probe.py ADAPTER [ADAPTER ...] [--per-group 30] [--samples 2] [--out DIR]
 
 The miniature's levels differ in operator and size, and their working length rises with the level (L1 d+d,
 L2 dd+d, L3 dd+dd, L4 ddd+dd, L5 ddd*d). This adds shapes outside the training data (d+dd: level 2
@@ -19,7 +19,9 @@ import logging
 import random
 from pathlib import Path
 
-from autothink_lite.evaluation import EvalSettings, evaluate_model, format_level_table, summarize_dir
+from autothink_lite.config import MINIATURE, EvalSettings
+from autothink_lite.evaluation import evaluate_model
+from autothink_lite.results import format_level_table, summarize_dir
 
 SHAPES = {  # group id -> (shape, operand generator); ids are printed as L1..L8 by the level table
     1: ("d+d (level 1)", lambda r: (r.randint(1, 9), "+", r.randint(1, 9))),
@@ -54,15 +56,16 @@ def main(argv: list[str] | None = None) -> str:
     logging.basicConfig(level=logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     probe = write_probe(args.out / "probe.jsonl", args.per_group)
-    settings = EvalSettings(samples=args.samples, max_new_tokens=384, batch_size=100)
+    settings = EvalSettings(benchmarks=[str(probe)], modes=["auto"], samples=args.samples, max_new_tokens=384,
+                            batch_size=100)
     labels = []
     for adapter in args.adapters:
         label = str(Path(adapter)).replace("/", "_")
         labels.append(label)
-        evaluate_model("mini", [adapter], [str(probe)], ["auto"], settings, args.out / "eval", label=label,
-                       load_in_4bit=True)
+        evaluate_model(MINIATURE, [adapter], settings, args.out / "eval", label=label, load_in_4bit=True,
+                       dtype="float32")
     summaries = next(iter(summarize_dir(args.out / "eval").values()))
-    rows = {key: s for key, s in summaries.items() if key.rsplit(" ", 1)[0] in labels}
+    rows = {key: s for key, s in summaries.items() if key.run in labels}
     legend = ", ".join(f"L{group} = {shape}" for group, (shape, _) in SHAPES.items())
     text = f"think-rate % / accuracy % per problem shape ({legend}):\n\n{format_level_table(rows)}"
     print(text)

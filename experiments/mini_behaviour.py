@@ -1,6 +1,6 @@
 """Behaviour of a miniature R1 on the held-out eval split, per level, under the three prompt modes.
 
-    python benchmarks/mini_behaviour.py [--model DIR] [--samples 4] [--temperature 0.6 | --greedy] [--4bit]
+    python experiments/mini_behaviour.py [--model DIR] [--samples 4] [--temperature 0.6 | --greedy] [--4bit]
 
 Default: the shipped miniature, 4 samples per problem at temperature 0.6 / top_p 0.95 (the paper's setting;
 sampling, not greedy, because the ellipsis prompt's think-or-not choice is a coin the model flips).

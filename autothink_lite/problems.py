@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
+
+from autothink_lite.config import MINIATURE
+from autothink_lite.errors import AutoThinkError
+from autothink_lite.hub_client import is_local_path
+from autothink_lite.miniature import task
 from autothink_lite.prompts import INSTRUCTION, render_prompt
 
 logger = logging.getLogger(__name__)
 
-MINIATURE = "mini"
 LOCAL_SUFFIXES = (".json", ".jsonl", ".parquet")
 SHIPPED_DIR = Path(__file__).parent / "data" / "benchmarks"
 
@@ -52,7 +57,7 @@ def load_benchmark(name: str, limit: int | None = None) -> list[dict[str, Any]]:
     """A named benchmark (see BENCHMARKS) or a local JSON / JSONL file with problem, answer and optional level."""
     spec = BENCHMARKS.get(name)
     if spec is None:
-        if not (Path(name).exists() or name.endswith(LOCAL_SUFFIXES) or name.startswith((".", "/", "~"))):
+        if not (is_local_path(name) or name.endswith(LOCAL_SUFFIXES)):
             raise DataError(f"unknown benchmark {name!r}: use one of {', '.join(BENCHMARKS)} or a local "
                             "JSON / JSONL file with problem and answer (and optional level) fields")
         return load_problems(name, limit=limit)
@@ -65,7 +70,7 @@ def load_benchmark(name: str, limit: int | None = None) -> list[dict[str, Any]]:
     return records
 
 
-class DataError(ValueError):
+class DataError(AutoThinkError, ValueError):
     """A dataset that cannot be used (missing file or column, empty), with the fix."""
 
 
@@ -83,8 +88,11 @@ def load_problems(
     if source == MINIATURE:
         rows = _miniature_rows(split)
         problem_field, answer_field, level_field = "problem", "answer", "level"
-    elif _looks_local(source):
-        rows = _local_rows(Path(source))
+    elif is_local_path(source) or source.endswith(LOCAL_SUFFIXES):
+        if not Path(source).expanduser().exists():
+            raise DataError(f"{source}: file not found; give an existing JSON / JSONL / parquet path or a Hub "
+                            "dataset id")
+        rows = _local_rows(Path(source).expanduser())
     else:
         rows = _hub_rows(source, split, config)
     if not rows:
@@ -136,15 +144,6 @@ def parse_level(value: Any, source: str, index: int) -> int | None:
     return int(number)
 
 
-def _looks_local(source: str) -> bool:
-    path = Path(source)
-    if path.exists():
-        return True
-    if source.endswith(LOCAL_SUFFIXES) or source.startswith((".", "/", "~")):
-        raise DataError(f"{source}: file not found; give an existing JSON / JSONL / parquet path or a Hub dataset id")
-    return False
-
-
 def _local_rows(path: Path) -> list[dict]:
     try:
         if path.suffix == ".jsonl":
@@ -153,8 +152,6 @@ def _local_rows(path: Path) -> list[dict]:
             data = json.loads(path.read_text())
             return data if isinstance(data, list) else data.get("data", [])
         if path.suffix == ".parquet":
-            import datasets
-
             return list(datasets.load_dataset("parquet", data_files=str(path), split="train"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise DataError(f"{path}: not valid JSON ({err}); fix the file or export it again") from None
@@ -162,8 +159,6 @@ def _local_rows(path: Path) -> list[dict]:
 
 
 def _hub_rows(source: str, split: str, config: str | None = None) -> list[dict]:
-    import datasets
-
     try:
         return list(datasets.load_dataset(source, config, split=split))
     except Exception as err:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load this"
@@ -174,8 +169,6 @@ def _hub_rows(source: str, split: str, config: str | None = None) -> list[dict]:
 
 
 def _miniature_rows(split: str) -> list[dict]:
-    from autothink_lite.miniature import task
-
     if split == "train":
         return task.training_mix()
     if split in ("eval", "test"):
