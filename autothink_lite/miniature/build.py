@@ -69,11 +69,13 @@ class BuildConfig:
     # Level 1 is cheap and its direct answers must be memorised; harder working needs more examples.
     level_weights: tuple[float, ...] = (1.5, 1.0, 1.5, 1.5, 2.0)
     # Share of SFT examples that are plain text with no chat template: the one-digit addition and
-    # multiplication tables (`task.fact_pieces`), which R1-Distill knows from pretraining. Without them the
-    # 40 held-out level-1 sums are facts the model never saw (v2 build 1: 92% thinking accuracy on level 1).
-    # A first try wrote half the facts in the working's notation (`7+8:15`) with every token a target: the
-    # working broke (level-3 thinking accuracy 11%), so now they are sentences and only values are targets.
-    facts_share: float = 0.05
+    # multiplication tables (`task.fact_pieces`), as R1-Distill knows them from pretraining, so the 40
+    # held-out level-1 sums are not facts the model never saw. Off in the shipped build (0.0). Two builds
+    # with 0.05 were tried (issue 11): with half the facts in the working's notation and every token a
+    # target the working broke (level-3 thinking accuracy 11%); as sentences with only the values as targets,
+    # level 1 was fixed (thinking 100%, direct 94%) but direct answers got good on level 3 (95%, no longer
+    # falling with level) and level-2 re-checks cost 6 points, so neither was shipped.
+    facts_share: float = 0.0
     # measurement on the held-out eval split after training
     measure: bool = True
     eval_per_level: int = task.EVAL_PER_LEVEL
