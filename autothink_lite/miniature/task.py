@@ -263,11 +263,6 @@ def fact_pieces(rng: random.Random, n: int = 12) -> list[tuple[str, bool]]:
     return pieces
 
 
-def fact_text(rng: random.Random, n: int = 12) -> str:
-    """The text of `fact_pieces`."""
-    return "".join(text for text, _ in fact_pieces(rng, n))
-
-
 def reasoning_trace(record: Record, rechecks: int, rng: random.Random | None = None, slips: Iterable[int] = ()) -> str:
     """The R1-style thinking: the opener, the working (with `slips` in it), then `rechecks` re-checks done right."""
     if not 0 <= rechecks <= MAX_RECHECKS:
