@@ -24,6 +24,7 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   evaluation  benchmark x prompt mode -> results files, resumable, with provenance
   pipeline    the main job: train, evaluate base and stages, summarise
   report      tables and plots of one or more runs
+  sweep       the think bias over a range of values: table and accuracy/tokens frontier
   card        the model card of an adapter
   hub         push an adapter with its card to the Hub
   reproduce   the miniature comparison behind experiments/reproduce_mini.py

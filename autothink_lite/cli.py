@@ -83,7 +83,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     settings = EvalSettings(benchmarks=args.benchmarks, modes=args.modes, samples=args.samples,
                             max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                            limit=args.limit, batch_size=args.batch_size, seed=args.seed)
+                            limit=args.limit, batch_size=args.batch_size, seed=args.seed,
+                            think_bias=args.think_bias)
     out = Path(args.output)
     label = evaluate_model(args.model, args.adapter, settings, out, label=args.label, load_in_4bit=args.load_in_4bit,
                            dtype=args.dtype, overwrite=args.overwrite)
@@ -96,6 +97,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if levels:
             sys.stdout.write(f"\nThink-rate / accuracy by level:\n\n{levels}\n")
     logger.info("results in %s (summary.json; one JSONL per run/benchmark/mode)", out)
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from autothink_lite.sweep import sweep
+
+    settings = EvalSettings(benchmarks=args.benchmarks, samples=args.samples, max_new_tokens=args.max_new_tokens,
+                            temperature=args.temperature, top_p=args.top_p, limit=args.limit,
+                            batch_size=args.batch_size, seed=args.seed)
+    sys.stdout.write(sweep(args.model, args.adapter, args.biases, settings, Path(args.output),
+                           load_in_4bit=args.load_in_4bit, dtype=args.dtype, overwrite=args.overwrite))
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -137,6 +148,29 @@ def _choices(cls: type, name: str) -> tuple:
     return cls.__dataclass_fields__[name].metadata["choices"]
 
 
+def _add_eval_args(p: argparse.ArgumentParser) -> None:
+    """The flags `eval` and `sweep` share: model, adapters, benchmarks, sampling and the results folder."""
+    p.add_argument("--model", default=MINIATURE, help="base model: 'mini', a Hub id or a local folder")
+    p.add_argument("--adapter", nargs="*", default=[], help="LoRA adapters (Hub ids or folders); the last is active")
+    evals = EvalSettings()  # the flags' defaults are a recipe's `eval:` defaults
+    p.add_argument("--benchmarks", nargs="+", default=evals.benchmarks,
+                   help="math500 minerva olympiad aime24 amc23 gsm8k mini, or local JSON/JSONL files")
+    p.add_argument("--samples", type=int, default=evals.samples, help=_help(EvalSettings, "samples"))
+    p.add_argument("--max-new-tokens", type=int, default=evals.max_new_tokens,
+                   help=_help(EvalSettings, "max_new_tokens"))
+    p.add_argument("--temperature", type=float, default=evals.temperature, help=_help(EvalSettings, "temperature"))
+    p.add_argument("--top-p", type=float, default=evals.top_p, help=_help(EvalSettings, "top_p"))
+    p.add_argument("--limit", type=int, default=evals.limit, help=_help(EvalSettings, "limit"))
+    p.add_argument("--batch-size", type=int, default=evals.batch_size, help=_help(EvalSettings, "batch_size"))
+    p.add_argument("--seed", type=int, default=evals.seed, help="sampling seed")
+    p.add_argument("--load-in-4bit", action="store_true", help="load the base 4-bit (bitsandbytes nf4)")
+    p.add_argument("--dtype", default=ModelConfig().dtype, choices=_choices(ModelConfig, "dtype"),
+                   help=_help(ModelConfig, "dtype") + " (on a CPU computed in float32)")
+    p.add_argument("--output", default="runs/eval", help="results folder (resumes what is already there)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace results in --output that another model, adapter, benchmark file or setting produced")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autothink", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -161,29 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("eval", help="evaluate a model (+ adapters) on benchmarks in prompt modes; resumable")
-    p.add_argument("--model", default=MINIATURE, help="base model: 'mini', a Hub id or a local folder")
-    p.add_argument("--adapter", nargs="*", default=[], help="LoRA adapters (Hub ids or folders); the last is active")
-    evals = EvalSettings()  # the flags' defaults are a recipe's `eval:` defaults
-    p.add_argument("--benchmarks", nargs="+", default=evals.benchmarks,
-                   help="math500 minerva olympiad aime24 amc23 gsm8k mini, or local JSON/JSONL files")
+    _add_eval_args(p)
     p.add_argument("--modes", nargs="+", default=list(PROMPT_MODES), choices=PROMPT_MODES,
                    help="prompt modes (default: all three, for a base model's references)")
-    p.add_argument("--samples", type=int, default=evals.samples, help=_help(EvalSettings, "samples"))
-    p.add_argument("--max-new-tokens", type=int, default=evals.max_new_tokens,
-                   help=_help(EvalSettings, "max_new_tokens"))
-    p.add_argument("--temperature", type=float, default=evals.temperature, help=_help(EvalSettings, "temperature"))
-    p.add_argument("--top-p", type=float, default=evals.top_p, help=_help(EvalSettings, "top_p"))
-    p.add_argument("--limit", type=int, default=evals.limit, help=_help(EvalSettings, "limit"))
-    p.add_argument("--batch-size", type=int, default=evals.batch_size, help=_help(EvalSettings, "batch_size"))
-    p.add_argument("--seed", type=int, default=evals.seed, help="sampling seed")
-    p.add_argument("--load-in-4bit", action="store_true", help="load the base 4-bit (bitsandbytes nf4)")
-    p.add_argument("--dtype", default=ModelConfig().dtype, choices=_choices(ModelConfig, "dtype"),
-                   help=_help(ModelConfig, "dtype") + " (on a CPU computed in float32)")
+    p.add_argument("--think-bias", type=float, default=EvalSettings().think_bias, metavar="B",
+                   help=_help(EvalSettings, "think_bias") + "; results are labelled e.g. base@bias+2")
     p.add_argument("--label", help="name of this run in the results (default: base, or the adapter's name)")
-    p.add_argument("--output", default="runs/eval", help="results folder (resumes what is already there)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace results in --output that another model, adapter, benchmark file or setting produced")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sweep", help="evaluate a range of think biases (model and its base): accuracy/tokens frontier")
+    _add_eval_args(p)
+    p.add_argument("--biases", type=float, nargs="+", default=[-4.0, -2.0, 0.0, 2.0, 4.0], metavar="B",
+                   help="think biases to evaluate under the ellipsis prompt (> 0 thinks more, < 0 skips more)")
+    p.set_defaults(func=cmd_sweep, output="runs/sweep")
 
     p = sub.add_parser("report", help="markdown report with plots from run or eval folders")
     p.add_argument("dirs", nargs="+", help="run folders (from `autothink run`) or eval folders (from `autothink eval`)")

@@ -170,6 +170,8 @@ class EvalSettings:
     limit: int | None = _field(None, "evaluate only the first N problems of each benchmark")
     batch_size: int = _field(32, "prompts per generation batch")
     seed: int = _field(0, "sampling seed; `autothink run` uses the recipe's grpo.seed", internal=True)
+    think_bias: float = _field(0.0, "logit bias against </think> at the decision point: > 0 thinks more, < 0 skips "
+                                    "more (`autothink eval --think-bias`, `autothink sweep`)", internal=True)
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, what is wrong with its value) for every value no evaluation can run with."""
@@ -181,6 +183,8 @@ class EvalSettings:
             found.append(("temperature", "sampling needs a temperature above 0 (paper: 0.6)"))
         if not 0 < self.top_p <= 1:
             found.append(("top_p", "must be in (0, 1] (paper: 0.95)"))
+        if not abs(self.think_bias) <= 100:
+            found.append(("think_bias", "give a number between -100 and 100 (positive thinks more, 0 is off)"))
         return found
 
 

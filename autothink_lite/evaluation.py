@@ -6,8 +6,8 @@ so a killed evaluation resumes where it stopped without redoing finished samples
 Each results file knows what produced it: `<mode>.provenance.json` beside it holds the model and adapters
 (sha256 of their weights; a Hub model by its id), the benchmark (sha256 of its problems), the prompt mode
 and everything that decides how a sample is drawn (max tokens, temperature, top-p, seed, 4-bit, and the dtype
-the model computes in: float32 on a CPU whatever was asked, see `modeling.compute_dtype`), and
-every row carries that provenance's fingerprint. A resume reuses only rows of the same fingerprint; a file
+the model computes in: float32 on a CPU whatever was asked, see `modeling.compute_dtype`; a think bias
+when one is set), and every row carries that provenance's fingerprint. A resume reuses only rows of the same fingerprint; a file
 holding other rows is refused (or, told to overwrite, replaced), so results of two models never mix. More
 samples or a larger limit extend a file; batch size is a speed knob and is not part of it.
 """
@@ -74,7 +74,8 @@ def evaluate_mode(
         prompts = [render_prompt(tokenizer, r["problem"], prompt_mode) for r in chunk]
         outputs = generate(model, tokenizer, prompts, num_samples=settings.samples,
                            max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
-                           top_p=settings.top_p, seed=settings.seed + start, batch_size=settings.batch_size)
+                           top_p=settings.top_p, seed=settings.seed + start, batch_size=settings.batch_size,
+                           think_bias=settings.think_bias)
         new_rows = []
         for record, completions in zip(chunk, outputs):
             for sample, completion in enumerate(completions):
@@ -109,7 +110,7 @@ def evaluate_model(
     check_settings(settings)
     limit = settings.limit
     check_writable(out_dir, "--output", EvalError)
-    label = label or run_label(adapters)
+    label = (label or run_label(adapters)) + bias_suffix(settings.think_bias)
     adapters = [pull_adapter(a, error=ModelLoadError) for a in adapters]
     identity = {"model": model_identity(model_name), "adapters": [weights_identity(Path(a), ADAPTER_FILES)
                                                                   for a in adapters]}
@@ -137,7 +138,14 @@ LOCATION_KEYS = {"base_model_name_or_path", "_name_or_path"}  # where a config w
 # What differs between two provenances, in the words of the error message.
 PROVENANCE_WORDS = {"model": "base model", "adapters": "adapter weights", "benchmark": "benchmark problems",
                     "mode": "prompt mode", "max_new_tokens": "max new tokens", "temperature": "temperature",
-                    "top_p": "top-p", "seed": "seed", "load_in_4bit": "4-bit loading", "dtype": "dtype"}
+                    "top_p": "top-p", "seed": "seed", "load_in_4bit": "4-bit loading", "dtype": "dtype",
+                    "think_bias": "think bias"}
+
+
+def bias_suffix(think_bias: float) -> str:
+    """What a think bias adds to a run's label ('base' -> 'base@bias+2'), so biased and plain results of the
+    same model live in separate files and rows."""
+    return f"@bias{think_bias:+g}" if think_bias else ""
 
 
 def provenance(identity: dict[str, Any], benchmark: dict[str, str], mode: str, settings: EvalSettings, *,
@@ -145,7 +153,9 @@ def provenance(identity: dict[str, Any], benchmark: dict[str, str], mode: str, s
     """What produced a results file: everything that decides what one of its rows can be."""
     return {**identity, "benchmark": benchmark, "mode": mode, "max_new_tokens": settings.max_new_tokens,
             "temperature": settings.temperature, "top_p": settings.top_p, "seed": settings.seed,
-            "load_in_4bit": load_in_4bit, "dtype": dtype}
+            "load_in_4bit": load_in_4bit, "dtype": dtype,
+            # only when set: results written before the knob existed keep their fingerprint
+            **({"think_bias": settings.think_bias} if settings.think_bias else {})}
 
 
 def fingerprint_of(prov: dict[str, Any]) -> str:

@@ -17,6 +17,8 @@ from typing import Any, Iterator, Sequence
 import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from autothink_lite.steering import think_bias_processors
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -67,15 +69,19 @@ def generate(
     seed: int | None = 0,
     batch_size: int = 64,
     eos_token_id: int | list[int] | None = None,
+    think_bias: float = 0.0,
 ) -> list[list[Completion]]:
     """`num_samples` completions for each rendered prompt: result[i][j] is sample j of prompts[i].
 
     Sampling (temperature, top_p; the paper's 0.6 / 0.95) or greedy with `do_sample=False`. `seed` makes
-    the samples reproducible without touching the caller's global RNG state.
+    the samples reproducible without touching the caller's global RNG state. `think_bias` steers the
+    think / skip decision at the first generated token (`steering.ThinkBias`; 0 leaves the model alone).
     """
     if num_samples < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("num_samples, batch_size and max_new_tokens must be >= 1")
     if isinstance(model, VLLMEngine):
+        if think_bias:
+            raise ValueError("think_bias: the vLLM engine does not apply a think bias yet; use the transformers engine")
         return model.generate(tokenizer, prompts, num_samples=num_samples, max_new_tokens=max_new_tokens,
                               temperature=temperature if do_sample else 0.0, top_p=top_p, seed=seed)
     config = generation_config(
@@ -100,6 +106,7 @@ def generate(
                     input_ids=input_ids.to(model.device),
                     attention_mask=attention_mask.to(model.device),
                     generation_config=config,
+                    logits_processor=think_bias_processors(tokenizer, think_bias),  # fresh: it keeps the prompt width
                 )
                 for k, row in zip(batch, sequences[:, input_ids.shape[1]:].tolist()):
                     outputs[k] = _completion(tokenizer, row, eos_ids)
@@ -178,6 +185,7 @@ def stream(
     do_sample: bool = True,
     seed: int | None = None,
     eos_token_id: int | list[int] | None = None,
+    think_bias: float = 0.0,
 ) -> Iterator[str]:
     """Yield the completion of one rendered prompt piece by piece as it is generated (for the app).
 
@@ -188,6 +196,7 @@ def stream(
         tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
         do_sample=do_sample, eos_token_id=eos_token_id,
     )
+    processors = think_bias_processors(tokenizer, think_bias)  # checked here, in the caller's thread
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     input_ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"].to(model.device)
 
@@ -203,6 +212,7 @@ def stream(
                     input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                     generation_config=config, streamer=streamer,
                     stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
+                    logits_processor=processors,
                 )
         except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread below
             failure.append(error)

@@ -203,6 +203,39 @@ def plot_accuracy_vs_tokens(summaries: dict[ResultKey, dict[str, Any]], path: Pa
     return _save(fig, path)
 
 
+def plot_bias_frontier(curves: dict[str, list[tuple[float, dict[str, Any]]]],
+                       references: dict[ResultKey, dict[str, Any]], path: Path, title: str) -> Path | None:
+    """Accuracy against tokens as the think bias moves: one line per model through its (bias, summary)
+    points, each labelled with its bias, and the base's standard / no-think runs as reference lines."""
+    if not any(curves.values()):
+        return None
+    fig = _new_figure(9, 6)
+    ax = fig.add_subplot()
+    for key, s in references.items():
+        if s.get("samples"):
+            color = BASELINE_STYLE[key.mode][1]
+            ax.axhline(100 * s["accuracy"], color=color, linestyle="--", linewidth=1, alpha=0.6)
+            ax.axvline(s["tokens"], color=color, linestyle="--", linewidth=1, alpha=0.6)
+            ax.scatter([s["tokens"]], [100 * s["accuracy"]], marker=BASELINE_STYLE[key.mode][0],
+                       s=BASELINE_STYLE[key.mode][2], color=color, label=f"{key} (reference)", zorder=3)
+    for i, (name, points) in enumerate(curves.items()):
+        points = sorted(points, key=lambda p: p[1]["tokens"])
+        color = PALETTE[i % len(PALETTE)]
+        xs, ys = [p[1]["tokens"] for p in points], [100 * p[1]["accuracy"] for p in points]
+        ax.plot(xs, ys, marker="o", color=color, label=f"{name} (ellipsis prompt)", zorder=2)
+        for (bias, _), x, y in zip(points, xs, ys):
+            ax.annotate(f"{bias:+g}", (x, y), xytext=(5, -10), textcoords="offset points", fontsize=8, color=color)
+    ax.text(0.01, 0.99, "labels: think bias (> 0 thinks more); better: higher and further left",
+            transform=ax.transAxes, ha="left", va="top", fontsize=8, color="dimgray")
+    ax.set_title(title)
+    ax.set_xlabel("mean response length (tokens per sample)")
+    ax.set_ylabel("accuracy (pass@1, %)")
+    ax.grid(True, alpha=0.3)
+    _pad_limits(ax)
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
 def _draw_trajectories(ax: Any, summaries: dict[ResultKey, dict[str, Any]], keys: list[ResultKey]) -> None:
     """A faint line through base -> stage1 -> stage2 -> stage3 of one folder and prompt mode: the path the
     training took across the accuracy/length plane."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -89,3 +91,58 @@ def test_a_tokenizer_without_a_think_token_is_named():
     with pytest.raises(SteeringError, match=r"as 8 tokens .*--think-bias 0"):
         think_bias_processors(CharacterTokenizer(), 1.0)
     assert think_bias_processors(CharacterTokenizer(), 0.0) == []  # no bias: nothing to check
+
+
+# ------------------------------------------------------------------ the knob through the command line
+
+
+def cli(*argv) -> int:
+    from autothink_lite.cli import main
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as done:
+        return done.code
+    return 0
+
+
+def test_eval_with_a_think_bias_labels_and_fingerprints_its_results_apart(tmp_path):
+    from autothink_lite.results import read_rows, summarize_dir
+
+    out = tmp_path / "ev"
+    common = ("eval", "--modes", "auto", "--limit", "3", "--samples", "2", "--max-new-tokens", "64", "--output", out)
+    assert cli(*common, "--think-bias", "20") == 0
+    assert cli(*common, "--think-bias", "-20") == 0
+    assert cli(*common) == 0  # the unbiased run beside them: its own file, nothing refused
+    table = summarize_dir(out)["mini"]
+    assert {str(k) for k in table} == {"base@bias+20 auto", "base@bias-20 auto", "base auto"}
+    assert table["base@bias+20 auto"]["think_rate"] == 1.0 and table["base@bias-20 auto"]["think_rate"] == 0.0
+    prov = json.loads((out / "base@bias+20" / "mini" / "auto.provenance.json").read_text())
+    assert prov["think_bias"] == 20.0
+    assert "think_bias" not in json.loads((out / "base" / "mini" / "auto.provenance.json").read_text())
+    assert len(read_rows(out / "base@bias-20" / "mini" / "auto.jsonl")) == 6
+
+
+def test_a_think_bias_out_of_range_is_one_line_exit_2(tmp_path, caplog):
+    assert cli("eval", "--think-bias", "1000", "--output", tmp_path / "ev") == 2
+    assert "--think-bias 1000.0: give a number between -100 and 100" in caplog.text
+    assert not (tmp_path / "ev").exists()
+
+
+def test_sweep_evaluates_each_bias_for_the_model_and_its_base_and_draws_the_frontier(tmp_path, capsys):
+    from peft import LoraConfig, get_peft_model
+
+    model = AutoModelForCausalLM.from_pretrained(SHIPPED_MODEL_DIR, dtype=torch.float32)
+    torch.manual_seed(0)
+    adapter = tmp_path / "run" / "stage3" / "final"
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False)).save_pretrained(adapter)
+    out = tmp_path / "sw"
+    assert cli("sweep", "--adapter", adapter, "--biases", "-20", "20", "--limit", "2", "--max-new-tokens", "48",
+               "--output", out) == 0
+    shown = capsys.readouterr().out
+    for row in ("| base standard |", "| base no_think |", "| base@bias-20 auto |", "| base@bias+20 auto |",
+                "| stage3@bias-20 auto |", "| stage3@bias+20 auto |"):
+        assert row in shown, row
+    results = json.loads((out / "sweep.json").read_text())
+    assert results["biases"] == [-20.0, 20.0]
+    assert results["results"]["mini"]["stage3@bias-20 auto"]["think_rate"] == 0.0
+    assert (out / "bias_frontier_mini.png").stat().st_size > 10_000
