@@ -43,6 +43,7 @@ from autothink_lite.prompts import (  # noqa: E402
     split_completion,
 )
 from autothink_lite.report import ReportError, write_report  # noqa: E402
+from autothink_lite.steering import MAX_BIAS  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Sampling:
     temperature: float = 0.6  # the paper's evaluation settings
     top_p: float = 0.95
     max_new_tokens: int = 512
+    think_bias: float = 0.0  # steering.ThinkBias in Auto mode: > 0 thinks more, < 0 skips more
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Reply:
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
     think_seconds: float | None = None  # when `</think>` arrived
+    think_bias: float = 0.0  # the bias its decision was taken under (Auto mode)
     done: bool = False
     reasoning_tokens: int = 0
     answer_tokens: int = 0
@@ -144,10 +147,12 @@ class ChatEngine:
         sampling = sampling or self.sampling
         prompt = render_prompt(self.tokenizer, question, prompt_mode)
         max_new_tokens = self._room(prompt, sampling.max_new_tokens)
-        reply = Reply(prompt_mode, label=f"{variant} · {MODE_LABELS[prompt_mode]}")
+        bias = sampling.think_bias if prompt_mode == "auto" else 0.0  # only the ellipsis prompt leaves a decision
+        reply = Reply(prompt_mode, label=f"{variant} · {MODE_LABELS[prompt_mode]}" + (f" · bias {bias:+g}" if bias else ""),
+                      think_bias=bias)
         with self._variant(variant), contextlib.closing(stream(
             self.model, self.tokenizer, prompt, max_new_tokens=max_new_tokens,
-            temperature=sampling.temperature, top_p=sampling.top_p, seed=seed,
+            temperature=sampling.temperature, top_p=sampling.top_p, seed=seed, think_bias=bias,
         )) as pieces:
             for piece in pieces:
                 if not piece:
@@ -196,7 +201,7 @@ class ChatEngine:
     # ------------------------------------------------------------------------------------- handlers
 
     def chat(self, question: str, mode_label: str, variant: str, temperature: float, top_p: float,
-             max_new_tokens: int, history: list[dict] | None) -> Iterator[tuple[list[dict], str, str]]:
+             max_new_tokens: int, think_bias: float, history: list[dict] | None) -> Iterator[tuple[list[dict], str, str]]:
         """Chat tab: yields (chat history, question box, notice) while the reply streams."""
         history = list(history or [])
         question, notice = clean_question(question)
@@ -204,7 +209,7 @@ class ChatEngine:
             yield history, "", notice
             return
         history.append({"role": "user", "content": question})
-        sampling = _sampling(temperature, top_p, max_new_tokens)
+        sampling = _sampling(temperature, top_p, max_new_tokens, think_bias)
         try:
             for reply in self.reply(question, MODES[mode_label], variant=variant, sampling=sampling):
                 yield history + reply_messages(reply, self.known_example(question)), "", notice
@@ -212,13 +217,13 @@ class ChatEngine:
             yield history, "", f"{notice}\n\n{err}".strip()
 
     def compare(self, question: str, variant_a: str, mode_a: str, variant_b: str, mode_b: str, temperature: float,
-                top_p: float, max_new_tokens: int) -> Iterator[tuple[list[dict], list[dict], str]]:
+                top_p: float, max_new_tokens: int, think_bias: float = 0.0) -> Iterator[tuple[list[dict], list[dict], str]]:
         """Compare tab: A then B with the same seed; yields (chat A, chat B, summary)."""
         question, notice = clean_question(question)
         if question is None:
             yield [], [], notice
             return
-        sampling = _sampling(temperature, top_p, max_new_tokens)
+        sampling = _sampling(temperature, top_p, max_new_tokens, think_bias)
         asked = [{"role": "user", "content": question}]
         example = self.known_example(question)
         shown = {"A": asked, "B": asked}
@@ -285,10 +290,12 @@ def clean_question(question: str | None) -> tuple[str | None, str]:
     return text, ""
 
 
-def _sampling(temperature: float, top_p: float, max_new_tokens: int) -> Sampling:
+def _sampling(temperature: float, top_p: float, max_new_tokens: int, think_bias: float = 0.0) -> Sampling:
     if temperature <= 0:
         raise gr.Error("Temperature must be above 0 (sampling).")
-    return Sampling(float(temperature), float(top_p), int(max_new_tokens))
+    if not abs(think_bias) <= MAX_BIAS:
+        raise gr.Error(f"Think bias must be between -{MAX_BIAS:g} and {MAX_BIAS:g} (0 is off).")
+    return Sampling(float(temperature), float(top_p), int(max_new_tokens), float(think_bias))
 
 
 def reply_messages(reply: Reply, example: dict | None = None) -> list[dict]:
@@ -343,7 +350,8 @@ def badge(reply: Reply, example: dict | None = None) -> str:
     """One line of chips under an answer: the mode chosen (or forced), tokens, seconds, and the grade."""
     mode = "think" if reply.mode == "think" else "no-think"
     how = "chose" if reply.prompt_mode == "auto" else "forced"
-    chips = [(f"{how}: {mode}", "at-think" if reply.mode == "think" else "at-direct"),
+    bias = f" (bias {reply.think_bias:+g})" if reply.think_bias else ""
+    chips = [(f"{how}: {mode}{bias}", "at-think" if reply.mode == "think" else "at-direct"),
              (f"reasoning {reply.reasoning_tokens:,} tok", ""),
              (f"answer {reply.answer_tokens:,} tok", ""),
              (f"{reply.seconds:.1f} s", "")]
@@ -432,7 +440,10 @@ def build_app(engine: ChatEngine) -> gr.Blocks:
                 top_p = gr.Slider(0.05, 1.0, value=engine.sampling.top_p, step=0.01, label="Top-p")
                 max_tokens = gr.Slider(16, max(1024, 8 * engine.sampling.max_new_tokens), step=16,
                                        value=engine.sampling.max_new_tokens, label="Max new tokens")
-        sampling = [temperature, top_p, max_tokens]
+                think_bias = gr.Slider(-6, 6, value=engine.sampling.think_bias, step=0.5,
+                                       label="Think bias (Auto mode): > 0 thinks more, < 0 skips more",
+                                       info="a logit bias on </think> at the model's first token, no training")
+        sampling = [temperature, top_p, max_tokens, think_bias]
 
         with gr.Tabs():
             with gr.Tab("Chat"):

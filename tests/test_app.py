@@ -28,7 +28,7 @@ from autothink_lite.app_ui import (  # noqa: E402
 from fake_runs import write_eval_dir, write_run_dir  # noqa: E402
 
 MODEL = os.environ.get("AUTOTHINK_TEST_MODEL", "mini")
-SAMPLING = (0.6, 0.95, 384)  # temperature, top_p, max new tokens
+SAMPLING = (0.6, 0.95, 384, 0.0)  # temperature, top_p, max new tokens, think bias
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_an_empty_question_gets_a_friendly_notice_and_no_reply(engine):
 
 def test_an_overly_long_question_is_cut_with_a_notice(engine):
     question = "What is 1 + 1? " * 200
-    history, _, notice = ask(engine, question, sampling=(0.6, 0.95, 16))[-1]
+    history, _, notice = ask(engine, question, sampling=(0.6, 0.95, 16, 0.0))[-1]
     assert f"{len(question.strip()):,} characters" in notice and f"first {MAX_QUESTION_CHARS:,}" in notice
     assert len(history[0]["content"]) <= MAX_QUESTION_CHARS
 
@@ -124,7 +124,7 @@ def test_stopping_a_reply_stops_the_model_computing(engine):
 
     hook = engine.model.register_forward_hook(never_finish)
     try:
-        updates = engine.chat("What is 478 * 6?", "Think", BASE, 0.6, 0.95, 600, [])
+        updates = engine.chat("What is 478 * 6?", "Think", BASE, 0.6, 0.95, 600, 0.0, [])
         for _ in range(5):
             next(updates)
         updates.close()  # what gradio does when Stop cancels the event
@@ -235,6 +235,19 @@ def test_several_users_at_once_are_queued_and_all_answered(served):
     for a, job in zip((11, 22, 33), jobs):
         history, _, _ = job.result(timeout=60)
         assert text(history[0]) == f"What is {a} + 5?" and "at-badge" in text(history[-1])
+
+
+def test_the_think_bias_slider_steers_the_auto_decision_through_the_served_app(served):
+    for bias, thinks in ((6.0, True), (-6.0, False)):  # the slider's ends: e^(6/0.6) to one at T 0.6
+        history, _, _ = served.predict("What is 27 + 67?", "Auto (ellipsis)", BASE, 0.6, 0.95, 384, bias, [],
+                                       api_name="/chat")
+        assert bool(thoughts(history)) is thinks, (bias, history)
+        assert f"bias {bias:+g}" in text(history[-1]) or f"bias {bias:+g}" in str(history)
+
+
+def test_the_think_bias_leaves_forced_modes_alone(engine):
+    history, _, _ = ask(engine, "What is 27 + 67?", "No-think", sampling=(0.6, 0.95, 384, 20.0))[-1]
+    assert not thoughts(history)
 
 
 def test_the_served_app_answers_an_empty_question_with_a_notice(served):
