@@ -194,29 +194,30 @@ def find_llama_cpp(folder: str | Path | None = None) -> Path:
     return candidate
 
 
-# Runs a converter as its own command would, with one change: the pre-tokenizer's name, when given, is answered
-# instead of being looked up by hash. Works on checkouts with and without the conversion/ package.
+# convert_hf_to_gguf.py as its own command runs, with one change: the pre-tokenizer's name is answered instead of
+# looked up by hash. Works on checkouts with and without the conversion/ package.
 _CONVERTER = """
 import importlib, sys
 folder, script, pre = sys.argv[1:4]
 sys.path[:0] = [folder, folder + "/gguf-py"]
 module = importlib.import_module(script)
-if pre:
-    try:
-        from conversion.base import TextModel
-    except ImportError:
-        TextModel = module.TextModel
-    TextModel.get_vocab_base_pre = lambda self, tokenizer: pre
+try:
+    from conversion.base import TextModel
+except ImportError:
+    TextModel = module.TextModel
+TextModel.get_vocab_base_pre = lambda self, tokenizer: pre
 sys.argv = [script + ".py", *sys.argv[4:]]
 module.main()
 """
 
 
 def run_converter(llama_cpp: Path, script: str, args: list[str], *, pre_tokenizer: str | None = None) -> None:
-    command = [sys.executable, "-c", _CONVERTER, str(llama_cpp), script, pre_tokenizer or "", *args]
+    command = ([sys.executable, "-c", _CONVERTER, str(llama_cpp), script, pre_tokenizer, *args] if pre_tokenizer
+               else [sys.executable, str(llama_cpp / f"{script}.py"), *args])
     logger.info("running llama.cpp's %s.py %s%s", script, " ".join(args),
                 f" (pre-tokenizer given as {pre_tokenizer!r})" if pre_tokenizer else "")
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "NO_LOCAL_GGUF": ""})
+    env = {k: v for k, v in os.environ.items() if k != "NO_LOCAL_GGUF"}  # the checkout's own gguf-py matches it
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
         logger.debug("%s output:\n%s", script, "\n".join(lines))

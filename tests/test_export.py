@@ -28,7 +28,7 @@ from autothink_lite.export import (
 )
 from autothink_lite.modeling import load_for_inference, load_tokenizer, resolve_model_path
 from autothink_lite.prompts import INSTRUCTION, PROMPT_MODES, render_prompt
-from conftest import R1_TEMPLATE, R1_TEMPLATE_WITHOUT_THINK, make_tokenizer
+from conftest import BOS, R1_TEMPLATE, R1_TEMPLATE_WITHOUT_THINK, make_tokenizer
 
 QUESTIONS = ["What is 37 + 48?", "What is 478 * 6?", "What is 9 - 4?", "What is 1234 + 8765?"]
 NEW_TOKENS = 48
@@ -269,6 +269,15 @@ def test_the_merged_gguf_tokenizes_as_transformers_and_answers_greedily_the_same
     assert [llm.tokenize(p.encode(), add_bos=False, special=True) for p in prompts] == hf_tokens
     gguf = [gguf_greedy(llm, tokens) for tokens in hf_tokens]
     assert agreement(gguf, hf) >= 0.9, [(llm.detokenize(a), llm.detokenize(b)) for a, b in zip(gguf, hf) if a != b]
+    # The GGUF carries the mode chat template, and llama-cpp-python's own Jinja renderer reads it alike.
+    template = llm.metadata["tokenizer.chat_template"]
+    assert template == (done.out / "chat_template.jinja").read_text()
+    formatter = llama_cpp.llama_chat_format.Jinja2ChatFormatter(template, "<｜end▁of▁sentence｜>", BOS)
+    tokenizer = load_tokenizer(resolve_model_path("mini"))
+    messages = [{"role": "user", "content": "What is 2 + 2?"}]
+    for mode, kwargs in {"auto": {}, "standard": {"thinking": True}, "no_think": {"thinking": False}}.items():
+        expected = render_prompt(tokenizer, "What is 2 + 2?", mode, instruction=None)
+        assert formatter(messages=messages, **kwargs).prompt == expected
 
 
 def test_the_gguf_lora_on_the_base_gguf_answers_greedily_as_base_plus_adapter(adapter, tmp_path, hf_answers):
