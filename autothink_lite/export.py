@@ -258,7 +258,7 @@ def export(adapter: str, out: str | Path, *, base: str | None = None, dtype: str
     converter = find_llama_cpp(llama_cpp) if gguf or gguf_lora else None
     out = prepare_out(Path(out), overwrite=overwrite, keep=[adapter_dir, Path(base_path)])
     files = merge(adapter_dir, base_path, out, dtype=dtype)
-    base_dir = Path(base_path) if Path(base_path).is_dir() else Path(download(base_path))
+    base_dir = Path(base_path) if Path(base_path).is_dir() or not converter else Path(download(base_path))
     pre = pre_tokenizer_of(base_dir)
     if gguf:
         run_converter(converter, "convert_hf_to_gguf", [str(out), "--outfile", str(out / MODEL_GGUF),
@@ -328,7 +328,11 @@ def merge(adapter_dir: Path, base_path: str, out: Path, *, dtype: str) -> list[s
     from peft import PeftModel
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.from_pretrained(base_path)
+    try:
+        config = AutoConfig.from_pretrained(base_path)
+    except OSError as err:
+        raise ExportError(f"could not load base model {base_path!r} ({str(err).splitlines()[0]}): check the Hub id, "
+                          "your network and HF_TOKEN, or pass a local folder with --base") from None
     torch_dtype = getattr(torch, dtype) if dtype != "auto" else (getattr(config, "dtype", None) or torch.float32)
     if isinstance(torch_dtype, str):
         torch_dtype = getattr(torch, torch_dtype)
