@@ -210,6 +210,9 @@ def test_an_adapter_that_does_not_name_its_base_asks_for_base(adapter, tmp_path,
     (bare / "adapter_model.safetensors").write_bytes((adapter / "adapter_model.safetensors").read_bytes())
     code, errors = autothink("export", bare, "--out", tmp_path / "out")
     assert code == 2 and "pass --base" in errors[0]
+    code, errors = autothink("export", bare, "--out", tmp_path / "out", "--base", tmp_path / "no-base")
+    assert code == 2 and len(errors) == 1 and "no such model folder" in errors[0]
+    assert not (tmp_path / "out").exists()
 
 
 def test_gguf_without_llama_cpp_says_where_to_get_it_before_any_work(adapter, tmp_path, autothink, monkeypatch):
