@@ -130,10 +130,16 @@ def turn_parts(tokenizer: Any, *, runtime_adds_bos: bool) -> TurnParts:
 
     one, with_system = render(("user", u1)), render(("system", s), ("user", u1))
     two = render(("user", u1), ("assistant", a1), ("user", u2))
-    start, rest = with_system.split(s)
-    user, generation = rest.split(u1)
-    head, between = two.split(u1)[0], two.split(u1)[1]
-    assistant, after = between.split(a1)
+    unfit = ExportError("this base's chat template puts different text around turns depending on the conversation "
+                        "(or drops a turn), which an Ollama TEMPLATE of fixed pieces cannot follow: export without "
+                        "--ollama and write the Modelfile's TEMPLATE by hand")
+    try:
+        start, rest = with_system.split(s)
+        user, generation = rest.split(u1)
+        head, between = two.split(u1)
+        assistant, after = between.split(a1)
+    except ValueError:
+        raise unfit from None
     assistant_end = after.split(u2)[0].removesuffix(user)
     bos = tokenizer.bos_token or ""
     if runtime_adds_bos and bos and start.startswith(bos):
@@ -145,9 +151,7 @@ def turn_parts(tokenizer: Any, *, runtime_adds_bos: bool) -> TurnParts:
     assembled_two = (shown_bos + parts.start + parts.user + u1 + parts.assistant + a1 + parts.assistant_end
                      + parts.user + u2 + parts.generation)
     if (assembled_one, assembled_two) != (one, two) or head != shown_bos + parts.start + parts.user:
-        raise ExportError("this base's chat template puts different text around turns depending on the conversation, "
-                          "which an Ollama TEMPLATE of fixed pieces cannot follow: export without --ollama and write "
-                          "the Modelfile's TEMPLATE by hand")
+        raise unfit
     return parts
 
 

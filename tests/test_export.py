@@ -151,6 +151,12 @@ def test_the_ollama_modelfile_sends_the_ellipsis_prompt_with_the_papers_sampling
     assert lora.startswith("FROM ./base.gguf\nADAPTER ./adapter.gguf\n")
 
 
+def test_a_template_that_drops_the_system_prompt_gets_no_ollama_template_but_a_fix():
+    dropping = R1_TEMPLATE.replace("{{bos_token}}{{ns.system_prompt}}", "{{bos_token}}")
+    with pytest.raises(ExportError, match="write the Modelfile's TEMPLATE by hand"):
+        turn_parts(make_tokenizer(mode_chat_template(dropping)), runtime_adds_bos=False)
+
+
 def test_a_bos_the_runtime_adds_itself_is_left_out_of_the_ollama_template():
     parts = turn_parts(make_tokenizer(mode_chat_template(R1_TEMPLATE)), runtime_adds_bos=True)
     assert parts.start == "" and parts.user == "<｜User｜>" and parts.generation == ELLIPSIS_PROMPT_END
