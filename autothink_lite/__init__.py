@@ -27,6 +27,7 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   sweep       the think bias over a range of values: table and accuracy/tokens frontier
   card        the model card of an adapter
   hub         push an adapter with its card to the Hub
+  export      adapter merged into its base, mode chat template, GGUF via llama.cpp, Ollama Modelfile
   reproduce   the miniature comparison behind experiments/reproduce_mini.py
   app_ui      the Gradio app;  cli   the `autothink` command
 """

@@ -1,4 +1,4 @@
-"""`autothink` command line: build-mini, train, run, fit, eval, report, card, push, app."""
+"""`autothink` command line: build-mini, train, run, fit, eval, report, card, push, export, app."""
 
 from __future__ import annotations
 
@@ -129,6 +129,14 @@ def cmd_push(args: argparse.Namespace) -> None:
     logger.info("pushed to %s", push_adapter(args.adapter, args.repo, private=args.private))
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from autothink_lite.export import export
+
+    done = export(args.adapter, args.out, base=args.base, dtype=args.dtype, gguf=args.gguf, gguf_lora=args.gguf_lora,
+                  ollama=args.ollama, gguf_type=args.gguf_type, llama_cpp=args.llama_cpp, overwrite=args.overwrite)
+    logger.info("exported to %s: %s", done.out, ", ".join(done.files))
+
+
 def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="recipe YAML, e.g. recipes/mini.yaml")
     parser.add_argument("--stages", help="stages to run, e.g. 1,2,3 (default: all in the recipe)")
@@ -227,6 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", required=True, help="user/name on the Hub")
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("export", help="merge an adapter into its base (safetensors, ellipsis-prompt chat template); "
+                                      "optionally GGUF, GGUF LoRA and an Ollama Modelfile")
+    p.add_argument("adapter", help="adapter folder or Hub id, e.g. runs/mini/stage3/final")
+    p.add_argument("--out", required=True, help="output folder (must be empty or new, unless --overwrite)")
+    p.add_argument("--base", help="base model (default: the one the adapter records; a Hub id, a folder or 'mini')")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16", "float16"),
+                   help="precision of the merged weights (default: the base's own)")
+    p.add_argument("--gguf", action="store_true", help="also write model.gguf with llama.cpp's converter")
+    p.add_argument("--gguf-lora", action="store_true", help="also write the adapter alone as adapter.gguf")
+    p.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile (implies --gguf unless "
+                                                         "--gguf-lora: then base.gguf + adapter.gguf)")
+    p.add_argument("--gguf-type", default="auto", choices=("auto", "f32", "f16", "bf16", "q8_0"),
+                   help="GGUF weight type (default: llama.cpp's auto, a 16-bit type)")
+    p.add_argument("--llama-cpp", help="llama.cpp checkout with convert_hf_to_gguf.py (default: $LLAMA_CPP_DIR, "
+                                       "else ~/.cache/autothink-lite/llama.cpp)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.set_defaults(func=cmd_export)
 
     sub.add_parser("app", help="the Gradio app (same options as python app.py; see autothink app --help)")
     return parser

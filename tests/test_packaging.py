@@ -13,7 +13,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parents[1]
-REQUIREMENT_FILES = {None: "requirements.txt", "test": "requirements-test.txt", "gpu": "requirements-gpu.txt"}
+REQUIREMENT_FILES = {None: "requirements.txt", "test": "requirements-test.txt", "gpu": "requirements-gpu.txt",
+                     "export": "requirements-export.txt"}
 
 
 def _pins(path: Path) -> dict[str, str]:
