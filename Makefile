@@ -1,6 +1,7 @@
 # The README's two commands, each setting up .venv first (scripts/setup.sh: a no-op when nothing changed):
 #   make run    the main job on the built-in miniature: autothink run recipes/mini.yaml
-#   make test   the whole test suite (test extra + Debian's chromium for the browser test)
+#   make test   the whole test suite (test extra + Debian's chromium for the browser test), then the tests
+#               marked `vllm` in a second environment with vLLM's CPU build (.venv-vllm)
 # Options: make run RECIPE=recipes/other.yaml ARGS="--stages 1"; make test PYTEST_ARGS="-k rewards";
 # PYTHON=python3.11 to pick the interpreter that creates .venv.
 PYTHON ?= python3
@@ -10,7 +11,7 @@ PYTEST_ARGS ?=
 VENV := .venv
 export PYTHON
 
-.PHONY: run test setup setup-test clean help
+.PHONY: run test setup setup-test setup-vllm clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -21,8 +22,9 @@ help:
 run: setup
 	$(VENV)/bin/autothink run $(RECIPE) $(ARGS)
 
-test: setup-test
+test: setup-test setup-vllm
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	.venv-vllm/bin/python -m pytest -q -m vllm $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected none
 
 setup:
 	@bash scripts/setup.sh run
@@ -30,5 +32,8 @@ setup:
 setup-test:
 	@bash scripts/setup.sh test
 
+setup-vllm:
+	@bash scripts/setup.sh vllm
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-vllm

@@ -14,6 +14,7 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   hub_client  Hub id or local path, Hub download / upload with errors that say what to do    (no torch)
   adapters    LoRA adapter files, the adapter folder check, local-or-Hub resolve             (no torch)
   steering    think-eagerness: a logit bias on </think> at the decision point (no training)
+  vllm_steering  the same bias as a vLLM per-request logits processor (imported only where vLLM is)
   generation  the one generation function (transformers, or a vLLM engine)
   miniature/  the miniature R1: task, tokenizer, build (tiny Qwen2 distilled on arithmetic)
   problems    problem records from the miniature task, Hub datasets, local files; benchmarks; trl rows
@@ -28,6 +29,8 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   card        the model card of an adapter
   hub         push an adapter with its card to the Hub
   export      adapter merged into its base, mode chat template, GGUF via llama.cpp, Ollama Modelfile
+  vllm_reasoning  vLLM reasoning parser for the three prompt modes (imported only by vLLM's server)
+  serve       `autothink serve`: vLLM's OpenAI server with the mode template, parser and think bias
   reproduce   the miniature comparison behind experiments/reproduce_mini.py
   app_ui      the Gradio app;  cli   the `autothink` command
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import logging
 import os
 import sys
@@ -107,6 +108,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                             batch_size=args.batch_size, seed=args.seed)
     sys.stdout.write(sweep(args.model, args.adapter, args.biases, settings, Path(args.output),
                            load_in_4bit=args.load_in_4bit, dtype=args.dtype, overwrite=args.overwrite))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from autothink_lite.serve import serve
+
+    code = serve(args.model, args.adapter, host=args.host, port=args.port, max_model_len=args.max_model_len,
+                 dtype=args.dtype, think_bias=args.think_bias, extra=shlex.split(args.vllm_args))
+    if code:
+        sys.exit(code)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -216,6 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--biases", type=float, nargs="+", default=[-4.0, -2.0, 0.0, 2.0, 4.0], metavar="B",
                    help="think biases to evaluate under the ellipsis prompt (> 0 thinks more, < 0 skips more)")
     p.set_defaults(func=cmd_sweep, output="runs/sweep")
+
+    p = sub.add_parser("serve", help="OpenAI-compatible chat server (vLLM) in auto mode, reasoning apart from the answer")
+    p.add_argument("model", nargs="?", default=MINIATURE, help="base model: 'mini', a Hub id or a local folder")
+    p.add_argument("--adapter", help="AutoThink LoRA adapter (folder or Hub id), served under its name, e.g. stage3")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-model-len", type=int, help="context length (default: the model's, at most 32768)")
+    p.add_argument("--dtype", default="auto", help="vLLM's --dtype (auto, float32, bfloat16, float16)")
+    p.add_argument("--think-bias", type=float, default=0.0, metavar="B",
+                   help="default think bias of every request (> 0 thinks more); a request's vllm_xargs.think_bias wins")
+    p.add_argument("--vllm-args", default="", metavar="'OPTIONS'",
+                   help="more `vllm serve` options, quoted as one, e.g. --vllm-args '--gpu-memory-utilization 0.5'")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("report", help="markdown report with plots from run or eval folders")
     p.add_argument("dirs", nargs="+", help="run folders (from `autothink run`) or eval folders (from `autothink eval`)")

