@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 VENV := .venv
 export PYTHON
 
-.PHONY: run test setup setup-test setup-vllm clean help
+.PHONY: run test test-gguf setup setup-test setup-vllm clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -25,6 +25,9 @@ run: setup
 test: setup-test setup-vllm
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 	.venv-vllm/bin/python -m pytest -q -m vllm $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected none
+
+test-gguf: setup-test
+	@bash scripts/test_gguf.sh
 
 setup:
 	@bash scripts/setup.sh run

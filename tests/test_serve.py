@@ -198,6 +198,21 @@ def test_auto_mode_is_the_default_and_the_bias_decides_it_per_request(server):
 
 
 @needs_vllm
+def test_the_openai_client_gets_a_direct_and_a_reasoned_answer_in_auto_mode(server):
+    from openai import OpenAI  # vLLM's own dependency: present wherever these tests run
+
+    client = OpenAI(base_url=f"{server}/v1", api_key="none")
+    for bias, thinks in ((-20, False), (20, True)):
+        reply = client.chat.completions.create(model="mini", messages=[{"role": "user", "content": ASKED}],
+                                               max_tokens=300, extra_body={"vllm_xargs": {"think_bias": bias}})
+        message = reply.choices[0].message
+        assert bool(getattr(message, "reasoning", None)) is thinks and "\\boxed{" in message.content, (bias, message)
+    stream = client.chat.completions.create(model="mini", messages=[{"role": "user", "content": ASKED}],
+                                            max_tokens=300, stream=True)
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+
+@needs_vllm
 def test_a_streamed_reply_sends_reasoning_then_answer(server):
     body = {"model": "mini", "messages": [{"role": "user", "content": ASKED}], "max_tokens": 300, "stream": True,
             "chat_template_kwargs": {"thinking": True}}

@@ -146,3 +146,14 @@ def test_sweep_evaluates_each_bias_for_the_model_and_its_base_and_draws_the_fron
     assert results["biases"] == [-20.0, 20.0]
     assert results["results"]["mini"]["stage3@bias-20 auto"]["think_rate"] == 0.0
     assert (out / "bias_frontier_mini.png").stat().st_size > 10_000
+
+
+def test_five_biases_move_the_think_rate_monotonically_on_the_miniature(tmp_path):
+    """The knob's promise: more bias, more thinking (the base decides about half the time at bias 0)."""
+    out = tmp_path / "sw"
+    assert cli("sweep", "--biases", "-6", "-3", "0", "3", "6", "--limit", "8", "--samples", "2",
+               "--max-new-tokens", "32", "--output", out) == 0
+    table = json.loads((out / "sweep.json").read_text())["results"]["mini"]
+    rates = [table[key]["think_rate"] for key in ("base@bias-6 auto", "base@bias-3 auto", "base auto",
+                                                  "base@bias+3 auto", "base@bias+6 auto")]
+    assert rates == sorted(rates) and rates[0] < 0.2 and rates[-1] > 0.8, rates
