@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -47,3 +48,40 @@ def r1_tokenizer_without_think():
 @pytest.fixture(params=["with_think", "without_think"])
 def any_r1_tokenizer(request, r1_tokenizer, r1_tokenizer_without_think):
     return r1_tokenizer if request.param == "with_think" else r1_tokenizer_without_think
+
+
+# ------------------------------------------------------------------ the command line, as a user runs it
+
+
+class Seen:
+    """What a user sees after a command: its exit code and the log lines it printed; unpacks as
+    (code, error lines)."""
+
+    def __init__(self, code: int, records: list[logging.LogRecord]):
+        self.code = code
+        self.lines = [r.getMessage() for r in records]
+        self.errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
+
+    def says(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def __iter__(self):
+        return iter((self.code, self.errors))
+
+
+@pytest.fixture
+def autothink(caplog):
+    """`autothink ARGS...` in this process; an exception other than the CLI's exit is a traceback: the test fails."""
+    from autothink_lite.cli import main
+
+    def run(*argv) -> Seen:
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            try:
+                main([str(a) for a in argv])
+                code = 0
+            except SystemExit as done:
+                code = done.code
+        return Seen(code, list(caplog.records))
+
+    return run

@@ -21,9 +21,9 @@ import yaml
 from huggingface_hub import constants
 
 from autothink_lite.adapters import ADAPTER_FILES
-from autothink_lite.cli import main
 from autothink_lite.evaluation import weights_identity
 from autothink_lite.results import read_rows
+from conftest import Seen
 from fake_runs import write_run_dir
 
 TINY = {
@@ -37,34 +37,6 @@ TINY = {
     "eval": {"limit": 2, "max_new_tokens": 16, "batch_size": 8, "modes": ["auto"]},
 }
 EVAL = ("eval", "--modes", "auto", "--limit", "2", "--max-new-tokens", "16")
-
-
-class Seen:
-    """What a user sees after a command: its exit code and the log lines it printed."""
-
-    def __init__(self, code: int, records: list[logging.LogRecord]):
-        self.code = code
-        self.lines = [r.getMessage() for r in records]
-        self.errors = [r.getMessage() for r in records if r.levelno >= logging.ERROR]
-
-    def says(self, text: str) -> bool:
-        return any(text in line for line in self.lines)
-
-
-@pytest.fixture
-def autothink(caplog):
-    """`autothink ARGS...` in this process; an exception other than the CLI's exit is a traceback: the test fails."""
-    def run(*argv) -> Seen:
-        caplog.clear()
-        with caplog.at_level(logging.INFO):
-            try:
-                main([str(a) for a in argv])
-                code = 0
-            except SystemExit as done:
-                code = done.code
-        return Seen(code, list(caplog.records))
-
-    return run
 
 
 def refused(seen: Seen, *fragments: str) -> None:

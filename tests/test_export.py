@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from autothink_lite.cli import main
 from autothink_lite.export import (
     ADAPTER_GGUF,
     BASE_GGUF,
@@ -163,22 +162,6 @@ def test_a_bos_the_runtime_adds_itself_is_left_out_of_the_ollama_template():
 
 
 # ----------------------------------------------------------------------------------- command line
-
-
-@pytest.fixture
-def autothink(caplog):
-    """`autothink ARGS...` in this process: (exit code, error lines)."""
-    def run(*argv):
-        caplog.clear()
-        with caplog.at_level(logging.INFO):
-            try:
-                main([str(a) for a in argv])
-                code = 0
-            except SystemExit as done:
-                code = done.code
-        return code, [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-
-    return run
 
 
 def test_a_non_empty_out_folder_is_kept_unless_overwrite_is_given(adapter, tmp_path, autothink):
