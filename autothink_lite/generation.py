@@ -161,6 +161,11 @@ class VLLMEngine:
                                   "logits_processors": ["autothink_lite.vllm_steering:ThinkBiasLogitsProcessor"]}
         if adapter is not None:
             kwargs["max_lora_rank"] = vllm_lora_rank(lora_rank)
+        if not torch.cuda.is_available():
+            # vLLM 0.31 on a CPU: when a step splits a prompt (chunked prefill), it rewinds the seeded request's
+            # generator, which a CPU generator cannot do ("CPU Generator does not use offset"; seen at 100
+            # prompts x 4 samples). Whole prompts per step avoid the rewind.
+            kwargs["enable_chunked_prefill"] = False
         self.llm = LLM(**kwargs)
         self.adapter = adapter
         self.max_model_len = max_model_len

@@ -32,9 +32,12 @@ if __name__ == "__main__":
     ours = generate(model, tokenizer, prompts, do_sample=False, max_new_tokens=160)
     engine = VLLMEngine(str(SHIPPED_MODEL_DIR), max_model_len=512, dtype="float32", gpu_memory_utilization=0.1)
     theirs = generate(engine, tokenizer, prompts, do_sample=False, max_new_tokens=160)
+    # a batch large enough that vLLM would split prompts across steps: seeded sampling must not crash on a CPU
+    many = [render_prompt(tokenizer, r["problem"], "auto") for r in task.eval_split(20, levels=[1, 2, 3, 4, 5])]
+    sampled = generate(engine, tokenizer, many, num_samples=4, max_new_tokens=8, seed=0)
     engine.close()
     same = sum(a[0].text == b[0].text for a, b in zip(ours, theirs))
-    print("RESULT" + json.dumps({"prompts": len(prompts), "same": same}))
+    print("RESULT" + json.dumps({"prompts": len(prompts), "same": same, "sampled": sum(map(len, sampled))}))
 """
 
 
@@ -44,7 +47,7 @@ def test_greedy_completions_of_vllm_and_transformers_agree(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.split("RESULT")[-1].splitlines()[0])
-    assert found["prompts"] == 30
+    assert found["prompts"] == 30 and found["sampled"] == 400
     print(f"greedy: {found['same']} of {found['prompts']} completions identical")
     assert found["same"] >= 0.95 * found["prompts"], found
 
