@@ -27,6 +27,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from autothink_lite.config import GRPOSettings, RecipeError
 from autothink_lite.grading import is_correct, is_degenerate
+from autothink_lite.modeling import compute_dtype
 from autothink_lite.problems import decode_answer
 from autothink_lite.prompts import detect_mode
 from autothink_lite.results import drop_partial_last_line, read_rows
@@ -220,6 +221,17 @@ def console_line(stage: int, step: int, max_steps: int, logs: dict[str, Any], se
     return " | ".join(parts)
 
 
+PROMPT_ROOM = 1024  # tokens a rollout prompt may take in the colocated vLLM engine's context (math problems + template)
+
+
+def mixed_precision(dtype: str) -> dict[str, bool]:
+    """trl's bf16 / fp16 flags for the dtype the model actually computes in (`modeling.compute_dtype`): a GPU
+    without bfloat16 computes a bfloat16 recipe in float16, and bf16=True would make transformers refuse it."""
+    computed = compute_dtype(dtype)
+    cuda = torch.cuda.is_available()
+    return {"bf16": cuda and computed == torch.bfloat16, "fp16": cuda and computed == torch.float16}
+
+
 def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: int) -> GRPOConfig:
     """trl's GRPOConfig from a stage's settings (trl's own field names); one rollout batch per optimizer step."""
     completions = settings.prompts_per_step * settings.num_generations
@@ -234,6 +246,10 @@ def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: 
     values = settings.as_recipe()
     del values["prompts_per_step"]  # AutoThink's own: becomes gradient_accumulation_steps
     values["report_to"] = [r for r in settings.report_to if r != "none"]
+    if settings.use_vllm and values.get("vllm_max_model_length") is None:
+        # without it vLLM sizes its KV cache for the model's whole context (131,072 tokens for R1-Distill: ~7 GiB
+        # for one 7B sequence, more than the engine's share of a 24 GB card) and refuses to start
+        values["vllm_max_model_length"] = PROMPT_ROOM + settings.max_completion_length
     kwargs = {
         # AutoThink's choices for fields a recipe may still set: group-normalised advantages as in the paper,
         # vLLM beside the trainer, checkpoints every save_steps
@@ -241,7 +257,7 @@ def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: 
         **values,
         # what AutoThink sets itself (config.SET_BY_AUTOTHINK)
         "output_dir": str(output_dir), "gradient_accumulation_steps": completions // per_step, "use_cpu": not cuda,
-        "bf16": cuda and dtype == "bfloat16", "fp16": cuda and dtype == "float16", "remove_unused_columns": False,
+        **mixed_precision(dtype), "remove_unused_columns": False,
         "data_seed": settings.seed,
     }
     try:
