@@ -13,6 +13,7 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   results     per-sample rows and their files, ResultKey, summaries, E-F1, tables            (pure)
   hub_client  Hub id or local path, Hub download / upload with errors that say what to do    (no torch)
   adapters    LoRA adapter files, the adapter folder check, local-or-Hub resolve             (no torch)
+  unsloth_first  unsloth imported before transformers / trl / peft where it will be used, or refused
   generation  the one generation function (transformers, or a vLLM engine)
   miniature/  the miniature R1: task, tokenizer, build (tiny Qwen2 distilled on arithmetic)
   problems    problem records from the miniature task, Hub datasets, local files; benchmarks; trl rows
