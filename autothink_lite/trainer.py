@@ -227,12 +227,18 @@ def console_line(stage: int, step: int, max_steps: int, logs: dict[str, Any], se
     return " | ".join(parts)
 
 
+def mixed_precision(dtype: str) -> dict[str, bool]:
+    """trl's bf16 / fp16 flags for the dtype the model is actually computed in (`modeling.compute_dtype`:
+    float16 on a card without bfloat16, float32 on a CPU), not the recipe's text: transformers refuses bf16
+    on a card that lacks it."""
+    computed = compute_dtype(dtype) if torch.cuda.is_available() else torch.float32
+    return {"bf16": computed == torch.bfloat16, "fp16": computed == torch.float16}
+
+
 def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: int) -> GRPOConfig:
     """trl's GRPOConfig from a stage's settings (trl's own field names); one rollout batch per optimizer step.
 
-    Mixed precision follows the dtype the model is actually computed in (`modeling.compute_dtype`: float16 on
-    a card without bfloat16, float32 on a CPU), not the recipe's text: transformers refuses bf16 on such a
-    card. vLLM's context is the prompt budget plus the stage's response budget (`fitcheck.vllm_max_model_len`):
+    Mixed precision follows the dtype the model is computed in (`mixed_precision`). vLLM's context is the prompt budget plus the stage's response budget (`fitcheck.vllm_max_model_len`):
     left unset, vLLM sizes itself for the model's whole context (131,072 tokens for R1-Distill) and a 24 GB
     card's share cannot hold one such sequence, so vLLM refuses to start."""
     completions = settings.prompts_per_step * settings.num_generations
@@ -244,7 +250,6 @@ def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: 
             f"per_device_train_batch_size x processes divide {completions}"
         )
     cuda = torch.cuda.is_available()
-    computed = compute_dtype(dtype)
     values = settings.as_recipe()
     del values["prompts_per_step"]  # AutoThink's own: becomes gradient_accumulation_steps
     values["report_to"] = [r for r in settings.report_to if r != "none"]
@@ -256,8 +261,7 @@ def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: 
         **values,
         # what AutoThink sets itself (config.SET_BY_AUTOTHINK)
         "output_dir": str(output_dir), "gradient_accumulation_steps": completions // per_step, "use_cpu": not cuda,
-        "bf16": cuda and computed == torch.bfloat16, "fp16": cuda and computed == torch.float16,
-        "remove_unused_columns": False,
+        **mixed_precision(dtype), "remove_unused_columns": False,
         "data_seed": settings.seed,
     }
     try:

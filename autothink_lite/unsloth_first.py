@@ -56,7 +56,7 @@ def import_early() -> None:
         return
     first = imported_before_unsloth()
     if first:
-        _came_first[:] = first
+        _came_first[:] = _came_first or first  # the first look says what the caller imported itself
         return
     importlib.import_module("unsloth")
 
