@@ -199,3 +199,17 @@ def test_autothink_fit_fails_a_recipe_whose_vllm_cannot_start_with_the_fix_and_e
     assert result.returncode == 2
     assert "vLLM would not start" in result.stderr and "raise model.gpu_memory_utilization to at least" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["r1-distill-qwen-1.5b", "deepscaler-1.5b", "r1-distill-qwen-7b"])
+def test_the_peaks_a_gpu_recipe_and_the_readme_state_are_the_fit_checks(name):
+    import re
+
+    path = ROOT / "recipes" / f"{name}.yaml"
+    recipe = load_recipe(path)
+    peaks = " / ".join(f"{estimate_from_recipe(recipe, s, known_config(recipe.model.name_or_path)).total:.1f}"
+                       for s in recipe.stages)
+    stated = re.search(r"# Estimated peak \(autothink fit [^)]+\): ([\d. /]+) GiB of 24", path.read_text())
+    assert stated and stated.group(1).strip() == peaks
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(f"| `recipes/{name}.yaml`"))
+    assert row.rstrip(" |").endswith(peaks)
