@@ -269,9 +269,10 @@ def estimate_stage_memory(
         concurrent = int(max(kv_room, 0) // kv_per_sequence)
         pool_too_small = kv_room < kv_one
         share_needed = math.ceil((fixed + kv_one) / (gpu_gb * GIB) * 100) / 100
-        notes.append(f"vLLM pool: {weights / GIB:.2f} GiB of weights ({'shared with training' if vllm_shares_weights else 'its own copy'}), "
-                     f"max_model_len {context} ({kv_one / GIB:.2f} GiB of KV cache a sequence), room for "
-                     f"{concurrent} of the {rollout_batch} rollouts at once (vLLM queues the rest)")
+        copy = "shared with training" if vllm_shares_weights else "its own copy"
+        notes.append(f"vLLM pool: {weights / GIB:.2f} GiB of weights ({copy}), max_model_len {context} "
+                     f"({kv_one / GIB:.2f} GiB of KV cache a sequence), room for {concurrent} of the "
+                     f"{rollout_batch} rollouts at once (vLLM queues the rest)")
         kv_cache = 0.0  # inside the vLLM pool
     return MemoryEstimate(
         weights=weights / GIB, lora=lora / GIB, kv_cache=kv_cache / GIB, activations=activations / GIB,

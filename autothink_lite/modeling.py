@@ -98,8 +98,9 @@ def detect_backend(cfg: ModelConfig) -> str:
     else:
         backend = cfg.backend
     if cfg.fast_inference and backend != "unsloth":
+        reason = missing or "model.backend is transformers"
         raise ModelLoadError(
-            f"model.fast_inference needs the unsloth backend, but {missing or 'model.backend is transformers'}: run on an NVIDIA GPU with the GPU "
+            f"model.fast_inference needs the unsloth backend, but {reason}: run on an NVIDIA GPU with the GPU "
             "extra (`pip install -e '.[gpu]'`), or set model.fast_inference: false (with a 4-bit base also "
             "grpo.use_vllm: false, or model.load_in_4bit: false)"
         )
@@ -209,7 +210,8 @@ def _keep_4bit_trainable_on_cpu(model: Any) -> None:
 def _load_unsloth(cfg: ModelConfig, path: str, *, for_training: bool, max_seq_length: int | None,
                   lora: LoraSettings | None):
     # Written against unsloth's documented API (FastLanguageModel.from_pretrained / get_peft_model /
-    # for_inference); it needs a GPU and was never run here. unsloth must precede transformers/trl/peft.
+    # for_inference). Run here only through unsloth 2026.10.9's CPU fallback (tests/test_unsloth_cpu.py);
+    # the GPU path, fast_inference included, never. unsloth must precede transformers/trl/peft.
     unsloth_first.require()
     if cfg.fast_inference:
         _check_vllm_for_unsloth(cfg.load_in_4bit)

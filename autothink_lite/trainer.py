@@ -238,9 +238,10 @@ def mixed_precision(dtype: str) -> dict[str, bool]:
 def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: int) -> GRPOConfig:
     """trl's GRPOConfig from a stage's settings (trl's own field names); one rollout batch per optimizer step.
 
-    Mixed precision follows the dtype the model is computed in (`mixed_precision`). vLLM's context is the prompt budget plus the stage's response budget (`fitcheck.vllm_max_model_len`):
-    left unset, vLLM sizes itself for the model's whole context (131,072 tokens for R1-Distill) and a 24 GB
-    card's share cannot hold one such sequence, so vLLM refuses to start."""
+    Mixed precision follows the dtype the model is computed in (`mixed_precision`). vLLM's context is the
+    prompt budget plus the stage's response budget (`fitcheck.vllm_max_model_len`): left unset, vLLM sizes
+    itself for the model's whole context (131,072 tokens for R1-Distill), and a 24 GB card's share cannot
+    hold one such sequence, so vLLM refuses to start."""
     completions = settings.prompts_per_step * settings.num_generations
     per_step = settings.per_device_train_batch_size * world_size
     if completions % per_step:
