@@ -15,6 +15,7 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   adapters    LoRA adapter files, the adapter folder check, local-or-Hub resolve             (no torch)
   steering    think-eagerness: a logit bias on </think> at the decision point (no training)
   vllm_steering  the same bias as a vLLM per-request logits processor (imported only where vLLM is)
+  unsloth_first  unsloth imported before transformers / trl / peft where it will be used, or refused
   generation  the one generation function (transformers, or a vLLM engine)
   miniature/  the miniature R1: task, tokenizer, build (tiny Qwen2 distilled on arithmetic)
   problems    problem records from the miniature task, Hub datasets, local files; benchmarks; trl rows

@@ -50,8 +50,10 @@ class ModelConfig:
     dtype: str = _field("bfloat16", "compute dtype of the base and LoRA", ("float32", "bfloat16", "float16"))
     backend: str = _field("auto", "auto: unsloth when installed and a GPU is present, else transformers + peft",
                           ("auto", "transformers", "unsloth"))
-    fast_inference: bool = _field(False, "unsloth only: generate rollouts with its vLLM engine")
-    gpu_memory_utilization: float = _field(0.5, "unsloth + vLLM only: share of the GPU vLLM may take")
+    fast_inference: bool = _field(False, "unsloth only: generate rollouts with its vLLM engine, which shares the "
+                                         "model's weights (the one way to roll out a 4-bit base with vLLM)")
+    gpu_memory_utilization: float = _field(0.5, "unsloth + vLLM only: share of the GPU vLLM may take (its weights, "
+                                                "shared with training, and its KV cache)")
     revision: str | None = _field(None, "Hub revision (branch, tag or commit) of the base model")
 
 
@@ -464,9 +466,32 @@ def _check_combinations(recipe: Recipe) -> None:
         raise RecipeError(f"{src}: lora: r and alpha must be at least 1 and target_modules non-empty")
     if recipe.model.fast_inference and recipe.model.backend == "transformers":
         raise RecipeError(f"{src}: model.fast_inference needs the unsloth backend: set model.backend to auto or unsloth")
+    _check_rollout_engine(recipe)
     bad_modes = [m for m in recipe.eval.modes if m not in PROMPT_MODES]
     if bad_modes:
         raise RecipeError(f"{src}: eval.modes: {bad_modes[0]!r} is not one of {', '.join(PROMPT_MODES)}")
+
+
+def _check_rollout_engine(recipe: Recipe) -> None:
+    """Refuse a 4-bit base with trl's own colocated vLLM engine, which cannot work with the pinned stack.
+
+    trl 1.15 starts that engine with quantization="bitsandbytes" for a 4-bit model, which vLLM 0.31 has only
+    through the out-of-tree vllm-bnb-plugin; and even then its weight sync sends the merged 4-bit tensors
+    without their quantisation state (trl/generation/vllm_generation.py; trl issue #4973). unsloth's
+    fast_inference is the way that works: vLLM loads the 4-bit weights (with the plugin) and training shares
+    them, so there is nothing to sync. With backend auto that needs unsloth at run time, which
+    `modeling.detect_backend` checks (it refuses fast_inference where auto resolves to transformers)."""
+    if not recipe.model.load_in_4bit or recipe.model.fast_inference:
+        return
+    stages = [stage for stage in recipe.stages if recipe.stage_grpo(stage).use_vllm]
+    if stages:
+        raise RecipeError(
+            f"{recipe.source}: model.load_in_4bit with grpo.use_vllm (stage {stages[0]}): trl's own vLLM engine "
+            "cannot roll out from a 4-bit base (vLLM 0.31 has no bitsandbytes without vllm-bnb-plugin, and trl "
+            "1.15 syncs 4-bit weights without their quantisation state, trl issue #4973). Fix: set "
+            "model.fast_inference: true with model.backend unsloth or auto (vLLM shares unsloth's 4-bit weights; "
+            "GPU extra), or model.load_in_4bit: false (a 16-bit base), or grpo.use_vllm: false"
+        )
 
 
 def _check_grpo_values(g: GRPOSettings, where: str) -> None:

@@ -23,9 +23,14 @@ width I, vocabulary V, 16-bit compute (b = 2 bytes), and T = micro_batch x (prom
   Triton kernel, used when triton is present, i.e. on GPU) instead of materialising them; without it,
   micro_batch x completion x V x (b + 4) bytes (16-bit logits plus fp32 log-softmax).
 - overhead: CUDA context, cuBLAS workspaces and allocator fragmentation, about 1 GiB.
-- vLLM (colocated): the share of the card it reserves up front, which must hold its own copy of the weights
-  (trl 1.15 loads it 4-bit when the base is; unsloth's fast_inference shares one copy) and the KV cache of at
-  least one sequence; it queues the rollouts that do not fit at once.
+- vLLM (colocated): the share of the card it reserves up front (`gpu_memory_utilization` x the card). That
+  share holds the engine's weights, its own activations and CUDA graphs (VLLM_RUNTIME_GIB, assumed, not
+  measured) and its KV cache, which must hold at least one sequence of `max_model_len` tokens or vLLM
+  refuses to start (vllm/v1/core/kv_cache_utils.py); it queues the rollouts that do not fit at once. trl's
+  own engine (16-bit bases only: see config.py) loads a second copy of the weights; unsloth's fast_inference
+  shares one copy between training and vLLM, so the weights then sit inside the vLLM share and are not
+  counted again. `max_model_len` is what the run gives vLLM: prompt budget + max_completion_length
+  (`vllm_max_model_len`); left unset, vLLM takes the model's whole context (131,072 tokens for R1-Distill).
 
 trl frees the rollouts' KV cache before the backward passes, so the peak is what stays resident (weights,
 LoRA, overhead, the vLLM pool) plus the larger of the two phases: generation (KV cache) or training
@@ -34,6 +39,7 @@ LoRA, overhead, the vLLM pool) plus the larger of the two phases: generation (KV
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +48,35 @@ from autothink_lite.errors import AutoThinkError
 GIB = 2**30
 NF4_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)
 OVERHEAD_GIB = 1.0
+VLLM_RUNTIME_GIB = 0.5  # vLLM's activations and CUDA graphs inside its share (assumed, not measured)
 FIT_SHARE = 0.95  # the share of the card a stage may plan to use
 TRL_TILE_TOKENS, TRL_TILE_VOCAB = 4096, 32768  # one tile of trl 1.15's chunked log-prob kernel
-DEFAULT_PROMPT_LEN = 512
+PROMPT_TOKENS = 512  # prompt budget of a rollout: vLLM's max_model_len is this + max_completion_length
+DEFAULT_PROMPT_LEN = PROMPT_TOKENS
+
+# The public config.json numbers of the shipped GPU recipes' bases, so `autothink fit` needs no network.
+_R1_DISTILL_1_5B = dict(model_type="qwen2", hidden_size=1536, num_hidden_layers=28, num_attention_heads=12,
+                        num_key_value_heads=2, head_dim=128, intermediate_size=8960, vocab_size=151936,
+                        max_position_embeddings=131072, tie_word_embeddings=False)
+KNOWN_CONFIGS = {
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": _R1_DISTILL_1_5B,
+    "agentica-org/DeepScaleR-1.5B-Preview": _R1_DISTILL_1_5B,  # an RL finetune of R1-Distill-Qwen-1.5B
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": dict(
+        model_type="qwen2", hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
+        head_dim=128, intermediate_size=18944, vocab_size=152064, max_position_embeddings=131072,
+        tie_word_embeddings=False),
+}
+
+
+def known_config(name_or_path: str) -> dict | None:
+    """The shape numbers of a shipped recipe's base, without the Hub (None for any other model)."""
+    return KNOWN_CONFIGS.get(name_or_path)
+
+
+def vllm_max_model_len(settings: Any) -> int:
+    """The context vLLM is started with for a stage: the recipe's `vllm_max_model_length` (a trl option) if
+    set, else the prompt budget plus the stage's max_completion_length."""
+    return settings.trl_options.get("vllm_max_model_length") or PROMPT_TOKENS + settings.max_completion_length
 
 
 class FitError(AutoThinkError, RuntimeError):
@@ -60,18 +92,21 @@ class ModelShape:
     intermediate_size: int
     vocab_size: int
     tie_word_embeddings: bool = False
+    max_position_embeddings: int | None = None
+    head_dim: int | None = None
 
     @classmethod
     def of(cls, config: Any) -> "ModelShape":
         """From a transformers config or a dict such as a config.json."""
         get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
         return cls(**{name: get(name) for name in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                                   "num_key_value_heads", "intermediate_size", "vocab_size")},
+                                                   "num_key_value_heads", "intermediate_size", "vocab_size",
+                                                   "max_position_embeddings", "head_dim")},
                    tie_word_embeddings=bool(get("tie_word_embeddings", False)))
 
     @property
     def kv_width(self) -> int:
-        return self.num_key_value_heads * (self.hidden_size // self.num_attention_heads)
+        return self.num_key_value_heads * (self.head_dim or self.hidden_size // self.num_attention_heads)
 
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in, out) of each projection of one decoder layer (Qwen2 names)."""
@@ -109,6 +144,9 @@ class Knobs:
     use_vllm: bool
     load_in_4bit: bool
     vllm_pool_too_small: bool
+    max_model_len: int | None = None
+    vllm_share_needed: float | None = None  # the smallest gpu_memory_utilization that starts vLLM
+    vllm_share_field: str = "grpo.vllm_gpu_memory_utilization"
 
 
 @dataclass
@@ -125,6 +163,7 @@ class MemoryEstimate:
     gpu_gb: float | None = None
     notes: tuple[str, ...] = ()
     knobs: Knobs | None = field(default=None, repr=False)
+    weights_in_vllm: bool = False  # unsloth's fast_inference: one copy, inside the vLLM share
 
     @property
     def generation_phase(self) -> float:
@@ -136,7 +175,7 @@ class MemoryEstimate:
 
     @property
     def resident(self) -> float:
-        return self.weights + self.lora + self.vllm + self.overhead
+        return (0.0 if self.weights_in_vllm else self.weights) + self.lora + self.vllm + self.overhead
 
     @property
     def total(self) -> float:
@@ -144,7 +183,7 @@ class MemoryEstimate:
 
     def table(self) -> str:
         rows = [
-            ("weights", self.weights, "resident"),
+            ("weights", self.weights, "inside the vLLM pool" if self.weights_in_vllm else "resident"),
             ("LoRA + grads + AdamW (fp32)", self.lora, "resident"),
             ("vLLM pool", self.vllm, "resident"),
             ("CUDA / framework overhead", self.overhead, "resident"),
@@ -180,10 +219,14 @@ def estimate_stage_memory(
     use_vllm: bool = False,
     vllm_gpu_memory_utilization: float = 0.3,
     vllm_shares_weights: bool = False,
+    max_model_len: int | None = None,
     fused_lm_head: bool = True,
     gpu_gb: float | None = None,
+    vllm_share_field: str = "grpo.vllm_gpu_memory_utilization",
 ) -> MemoryEstimate:
-    """Memory of one GRPO stage on one GPU; `gpu_gb` is the card's memory in GiB (a "24 GB" card has 24 GiB)."""
+    """Memory of one GRPO stage on one GPU; `gpu_gb` is the card's memory in GiB (a "24 GB" card has 24 GiB).
+
+    `max_model_len`: the context vLLM is started with (None: vLLM's default, the model's whole context)."""
     shape = ModelShape.of(model_config)
     h, layers, k, i, vocab = (shape.hidden_size, shape.num_hidden_layers, shape.kv_width, shape.intermediate_size,
                               shape.vocab_size)
@@ -214,22 +257,30 @@ def estimate_stage_memory(
     vllm = 0.0
     kv_cache = rollout_batch * kv_per_sequence
     pool_too_small = False
+    share_needed = None
     if use_vllm:
         if gpu_gb is None:
             raise ValueError("use_vllm: pass gpu_gb, since vLLM reserves a share of the card")
+        context = max_model_len or shape.max_position_embeddings or seq
         vllm = vllm_gpu_memory_utilization * gpu_gb * GIB
-        own_weights = 0 if vllm_shares_weights else weights  # trl loads vLLM 4-bit too when the base is
-        kv_room = vllm - own_weights - 0.5 * GIB  # vLLM's own activations and CUDA graphs
+        kv_one = 2 * layers * k * context * b  # vLLM starts only if one max_model_len sequence fits
+        fixed = weights + VLLM_RUNTIME_GIB * GIB  # the engine's weights: its own copy, or the one it shares
+        kv_room = vllm - fixed
         concurrent = int(max(kv_room, 0) // kv_per_sequence)
-        pool_too_small = concurrent < 1
-        notes.append(f"vLLM pool: {own_weights / GIB:.2f} GiB of weights, room for {concurrent} of the "
+        pool_too_small = kv_room < kv_one
+        share_needed = math.ceil((fixed + kv_one) / (gpu_gb * GIB) * 100) / 100
+        copy = "shared with training" if vllm_shares_weights else "its own copy"
+        notes.append(f"vLLM pool: {weights / GIB:.2f} GiB of weights ({copy}), max_model_len {context} "
+                     f"({kv_one / GIB:.2f} GiB of KV cache a sequence), room for {concurrent} of the "
                      f"{rollout_batch} rollouts at once (vLLM queues the rest)")
         kv_cache = 0.0  # inside the vLLM pool
     return MemoryEstimate(
         weights=weights / GIB, lora=lora / GIB, kv_cache=kv_cache / GIB, activations=activations / GIB,
         logits=logits / GIB, vllm=vllm / GIB, overhead=OVERHEAD_GIB, gpu_gb=gpu_gb, notes=tuple(notes),
         knobs=Knobs(micro_batch_size, max_completion_length, num_generations, rollout_batch,
-                    gradient_checkpointing, use_vllm, load_in_4bit, pool_too_small),
+                    gradient_checkpointing, use_vllm, load_in_4bit, pool_too_small,
+                    max_model_len=max_model_len, vllm_share_needed=share_needed, vllm_share_field=vllm_share_field),
+        weights_in_vllm=use_vllm and vllm_shares_weights,
     )
 
 
@@ -241,9 +292,16 @@ def check_fit(estimate: MemoryEstimate, gpu_gb: float | None = None) -> None:
     knobs = estimate.knobs
     limit = FIT_SHARE * gpu_gb
     if knobs is not None and knobs.vllm_pool_too_small:
-        raise FitError(f"vLLM's share of the card ({estimate.vllm:.1f} GiB) cannot hold its weights and one "
-                       f"sequence's KV cache: raise grpo.vllm_gpu_memory_utilization, or lower "
-                       f"grpo.max_completion_length\n{estimate.table()}")
+        if knobs.max_model_len is None:
+            fix = ("set grpo.vllm_max_model_length to the prompt budget plus grpo.max_completion_length "
+                   f"(training does so itself), or raise {knobs.vllm_share_field} to {knobs.vllm_share_needed:.2f}")
+        else:
+            fix = (f"raise {knobs.vllm_share_field} to at least {knobs.vllm_share_needed:.2f}, or lower "
+                   "grpo.max_completion_length")
+        raise FitError(f"vLLM would not start: its share of the card ({estimate.vllm:.1f} GiB) cannot hold its "
+                       f"weights ({estimate.weights:.1f} GiB) and the KV cache of one "
+                       f"{'max_model_len' if knobs.max_model_len else 'full-context'} sequence: {fix}"
+                       f"\n{estimate.table()}")
     if estimate.total <= limit:
         return
     raise FitError(f"the stage needs about {estimate.total:.1f} GiB but a {gpu_gb:g} GiB card leaves {limit:.1f} "
@@ -255,7 +313,7 @@ def _suggest(estimate: MemoryEstimate, knobs: Knobs | None, limit: float) -> str
         return "lower grpo.per_device_train_batch_size or grpo.max_completion_length"
     if estimate.resident + min(estimate.generation_phase, estimate.training_phase) > limit:
         if estimate.vllm and estimate.resident - estimate.vllm < limit:
-            return "lower grpo.vllm_gpu_memory_utilization (or set grpo.use_vllm: false)"
+            return f"lower {knobs.vllm_share_field} (or set grpo.use_vllm: false)"
         if not knobs.load_in_4bit:
             return "set model.load_in_4bit: true, or pick a smaller model"
         return "this model does not fit on this card even with tiny batches: pick a smaller model or a bigger GPU"
@@ -268,7 +326,7 @@ def _suggest(estimate: MemoryEstimate, knobs: Knobs | None, limit: float) -> str
                 f"(or halve grpo.per_device_train_batch_size)")
     if knobs.micro_batch_size > 1:
         return f"halve grpo.per_device_train_batch_size ({knobs.micro_batch_size} -> {knobs.micro_batch_size // 2})"
-    vllm = " or grpo.vllm_gpu_memory_utilization" if knobs.use_vllm else ""
+    vllm = f" or {knobs.vllm_share_field}" if knobs.use_vllm else ""
     return (f"even one completion per micro-batch is too long: lower grpo.max_completion_length "
             f"({knobs.max_completion_length} -> {knobs.max_completion_length // 2}){vllm}")
 
@@ -305,5 +363,7 @@ def estimate_from_recipe(
         vllm_gpu_memory_utilization=model.gpu_memory_utilization if fast_inference
         else settings.vllm_gpu_memory_utilization,
         vllm_shares_weights=fast_inference,
+        max_model_len=vllm_max_model_len(settings),
         gpu_gb=gpu_gb,
+        vllm_share_field="model.gpu_memory_utilization" if fast_inference else "grpo.vllm_gpu_memory_utilization",
     )

@@ -7,7 +7,8 @@ Two backends:
 
 transformers, peft and unsloth are imported inside the functions: unsloth patches transformers / trl / peft
 and must be imported before them, which a module-level import here would prevent (the command line imports
-this module to decide whether to import unsloth). bitsandbytes is imported where a 4-bit layer is touched.
+this module to decide whether to import unsloth; `unsloth_first` keeps the order for library use).
+bitsandbytes is imported where a 4-bit layer is touched.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, Sequence
 
 import torch
 
-from autothink_lite import miniature
+from autothink_lite import miniature, unsloth_first
 from autothink_lite.adapters import ADAPTER_CONFIG, check_local_adapter
 from autothink_lite.config import MINIATURE, LoraSettings, ModelConfig
 from autothink_lite.errors import AutoThinkError
@@ -80,17 +81,31 @@ def _check_model_config(config: Path) -> None:
 
 
 def detect_backend(cfg: ModelConfig) -> str:
-    """'unsloth' or 'transformers'. 'auto' picks unsloth only when it is installed and a CUDA GPU is present."""
+    """'unsloth' or 'transformers'. 'auto' picks unsloth only when it is installed and a CUDA GPU is present.
+
+    model.fast_inference (vLLM sharing unsloth's weights) exists only with unsloth: a recipe that asks for it
+    where `auto` resolves to transformers is refused, since trl's own vLLM engine would take its place and
+    cannot start from a 4-bit base."""
     missing = _unsloth_missing()
     if cfg.backend == "auto":
-        return "transformers" if missing else "unsloth"
-    if cfg.backend == "unsloth" and missing:
+        backend = "transformers" if missing else "unsloth"
+    elif cfg.backend == "unsloth" and missing:
         raise ModelLoadError(
             f"model.backend is 'unsloth' but {missing}. unsloth needs an NVIDIA GPU: install it there with "
             "`pip install -e '.[gpu]'`, or set model.backend to 'auto' or 'transformers' "
             "(e.g. --set model.backend=transformers)."
         )
-    return cfg.backend
+    else:
+        backend = cfg.backend
+    if cfg.fast_inference and backend != "unsloth":
+        reason = missing or "model.backend is transformers"
+        raise ModelLoadError(
+            f"model.fast_inference needs the unsloth backend, but {reason}: run on an NVIDIA GPU with the GPU "
+            "extra (`pip install -e '.[gpu]'`), or set model.fast_inference: false (with a 4-bit base also "
+            "grpo.use_vllm: false, or model.load_in_4bit: false)"
+        )
+    unsloth_first.decided(backend)
+    return backend
 
 
 def _unsloth_missing() -> str | None:
@@ -144,8 +159,6 @@ def load_base(
     if backend == "unsloth":
         model, tokenizer = _load_unsloth(cfg, path, for_training=for_training, max_seq_length=max_seq_length, lora=lora)
     else:
-        if cfg.fast_inference:
-            logger.warning("model.fast_inference needs unsloth, which is not in use here: ignoring it")
         model, tokenizer = _load_transformers(path, load_in_4bit=cfg.load_in_4bit, dtype=cfg.dtype,
                                               revision=cfg.revision, for_training=for_training)
     model.autothink_backend = backend  # read by attach_lora
@@ -197,8 +210,11 @@ def _keep_4bit_trainable_on_cpu(model: Any) -> None:
 def _load_unsloth(cfg: ModelConfig, path: str, *, for_training: bool, max_seq_length: int | None,
                   lora: LoraSettings | None):
     # Written against unsloth's documented API (FastLanguageModel.from_pretrained / get_peft_model /
-    # for_inference); it needs a GPU and was never run here. `import unsloth` must precede transformers/trl/peft.
-    import unsloth  # noqa: F401
+    # for_inference). Run here only through unsloth 2026.10.9's CPU fallback (tests/test_unsloth_cpu.py);
+    # the GPU path, fast_inference included, never. unsloth must precede transformers/trl/peft.
+    unsloth_first.require()
+    if cfg.fast_inference:
+        _check_vllm_for_unsloth(cfg.load_in_4bit)
     from unsloth import FastLanguageModel
 
     kwargs: dict[str, Any] = {
@@ -218,6 +234,20 @@ def _load_unsloth(cfg: ModelConfig, path: str, *, for_training: bool, max_seq_le
         FastLanguageModel.for_inference(model)
     _set_padding(tokenizer)
     return model, tokenizer
+
+
+def _check_vllm_for_unsloth(load_in_4bit: bool) -> None:
+    # Before minutes of loading: unsloth's fast_inference starts vLLM itself, and a 4-bit base needs
+    # bitsandbytes in vLLM, which vLLM 0.28+ moved out of tree (vllm-bnb-plugin; unsloth_zoo 2026.10.9 raises
+    # without it, vllm_utils.load_vllm).
+    missing = [name for name, needed in (("vllm", True), ("vllm_bnb_plugin", load_in_4bit))
+               if needed and importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModelLoadError(
+            f"model.fast_inference starts vLLM through unsloth, but {' and '.join(missing)} is not installed: "
+            "`pip install -e '.[gpu]'` (requirements-gpu.txt pins vllm and vllm-bnb-plugin), or set "
+            "model.fast_inference: false"
+        )
 
 
 def load_tokenizer(path: str, *, revision: str | None = None) -> Any:

@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from autothink_lite import unsloth_first
+
+unsloth_first.import_early()  # before accelerate, transformers and trl: unsloth patches them only if it comes first
+
 from accelerate import PartialState
 from accelerate.utils import gather, gather_object
 from tqdm import tqdm
@@ -26,6 +31,7 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from autothink_lite.config import GRPOSettings, RecipeError
+from autothink_lite.fitcheck import vllm_max_model_len
 from autothink_lite.grading import is_correct, is_degenerate
 from autothink_lite.modeling import compute_dtype
 from autothink_lite.problems import decode_answer
@@ -221,19 +227,21 @@ def console_line(stage: int, step: int, max_steps: int, logs: dict[str, Any], se
     return " | ".join(parts)
 
 
-PROMPT_ROOM = 1024  # tokens a rollout prompt may take in the colocated vLLM engine's context (math problems + template)
-
-
 def mixed_precision(dtype: str) -> dict[str, bool]:
-    """trl's bf16 / fp16 flags for the dtype the model actually computes in (`modeling.compute_dtype`): a GPU
-    without bfloat16 computes a bfloat16 recipe in float16, and bf16=True would make transformers refuse it."""
-    computed = compute_dtype(dtype)
-    cuda = torch.cuda.is_available()
-    return {"bf16": cuda and computed == torch.bfloat16, "fp16": cuda and computed == torch.float16}
+    """trl's bf16 / fp16 flags for the dtype the model is actually computed in (`modeling.compute_dtype`:
+    float16 on a card without bfloat16, float32 on a CPU), not the recipe's text: transformers refuses bf16
+    on a card that lacks it."""
+    computed = compute_dtype(dtype) if torch.cuda.is_available() else torch.float32
+    return {"bf16": computed == torch.bfloat16, "fp16": computed == torch.float16}
 
 
 def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: int) -> GRPOConfig:
-    """trl's GRPOConfig from a stage's settings (trl's own field names); one rollout batch per optimizer step."""
+    """trl's GRPOConfig from a stage's settings (trl's own field names); one rollout batch per optimizer step.
+
+    Mixed precision follows the dtype the model is computed in (`mixed_precision`). vLLM's context is the
+    prompt budget plus the stage's response budget (`fitcheck.vllm_max_model_len`): left unset, vLLM sizes
+    itself for the model's whole context (131,072 tokens for R1-Distill), and a 24 GB card's share cannot
+    hold one such sequence, so vLLM refuses to start."""
     completions = settings.prompts_per_step * settings.num_generations
     per_step = settings.per_device_train_batch_size * world_size
     if completions % per_step:
@@ -246,14 +254,11 @@ def grpo_args(settings: GRPOSettings, output_dir: Path, dtype: str, world_size: 
     values = settings.as_recipe()
     del values["prompts_per_step"]  # AutoThink's own: becomes gradient_accumulation_steps
     values["report_to"] = [r for r in settings.report_to if r != "none"]
-    if settings.use_vllm and values.get("vllm_max_model_length") is None:
-        # without it vLLM sizes its KV cache for the model's whole context (131,072 tokens for R1-Distill: ~7 GiB
-        # for one 7B sequence, more than the engine's share of a 24 GB card) and refuses to start
-        values["vllm_max_model_length"] = PROMPT_ROOM + settings.max_completion_length
     kwargs = {
         # AutoThink's choices for fields a recipe may still set: group-normalised advantages as in the paper,
         # vLLM beside the trainer, checkpoints every save_steps
         "scale_rewards": "group", "vllm_mode": "colocate", "save_strategy": "steps", "ddp_find_unused_parameters": False,
+        "vllm_max_model_length": vllm_max_model_len(settings),
         **values,
         # what AutoThink sets itself (config.SET_BY_AUTOTHINK)
         "output_dir": str(output_dir), "gradient_accumulation_steps": completions // per_step, "use_cpu": not cuda,

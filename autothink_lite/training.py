@@ -16,13 +16,18 @@ from typing import Any
 
 import torch
 import yaml
+
+from autothink_lite import unsloth_first
+
+unsloth_first.import_early()  # before datasets, transformers and trl: unsloth patches them only if it comes first
+
 from datasets import Dataset
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoConfig, PrinterCallback, ProgressCallback
 
 from autothink_lite import trl_compat
 from autothink_lite.config import RENAMED_GRPO_KEYS, Recipe, RecipeError
-from autothink_lite.fitcheck import check_fit, estimate_from_recipe
+from autothink_lite.fitcheck import check_fit, estimate_from_recipe, known_config, vllm_max_model_len
 from autothink_lite.modeling import ModelLoadError, attach_lora, load_base, resolve_model_path
 from autothink_lite.problems import load_problems, prompt_rows
 from autothink_lite.runs import STAGE_DONE, check_writable
@@ -150,14 +155,15 @@ def last_complete_checkpoint(out: Path) -> str | None:
 def check_stage_fits(recipe: Recipe, stage: int, gpu_gb: float | None = None) -> str:
     """The stage's estimated peak GPU memory as a table; raises FitError with a fix when it will not fit.
 
-    `gpu_gb`: the card's memory (default: the recipe's `gpu_memory_gb`, else the GPU found)."""
+    `gpu_gb`: the card's memory (default: the recipe's `gpu_memory_gb`, else the GPU found). The shipped
+    recipes' bases are known by their Hub ids (`fitcheck.KNOWN_CONFIGS`), so their check needs no network."""
     if gpu_gb is None:
         gpu_gb = recipe.gpu_memory_gb
     if gpu_gb is None and torch.cuda.is_available():
         gpu_gb = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / 2**30
     try:
-        hf_config = AutoConfig.from_pretrained(resolve_model_path(recipe.model.name_or_path),
-                                               revision=recipe.model.revision)
+        hf_config = known_config(recipe.model.name_or_path) or AutoConfig.from_pretrained(
+            resolve_model_path(recipe.model.name_or_path), revision=recipe.model.revision)
     except OSError as err:
         raise ModelLoadError(
             f"cannot read the config of {recipe.model.name_or_path!r} to estimate memory ({err}); check the "
@@ -184,7 +190,7 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
         logger.info("%s", check_stage_fits(recipe, stage))
     started = time.perf_counter()
     model, tokenizer, backend = load_base(recipe.model, for_training=True, lora=recipe.lora,
-                                          max_seq_length=settings.max_completion_length + 512)
+                                          max_seq_length=vllm_max_model_len(settings))  # unsloth's vLLM context
     model = attach_lora(model, recipe.lora, adapter=str(previous_adapter) if previous_adapter else None)
     records = load_problems(recipe.data.train, recipe.data.split, problem_field=recipe.data.problem_field,
                             answer_field=recipe.data.answer_field, limit=recipe.data.limit)

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from autothink_lite.config import recipe_from_dict
-from autothink_lite.fitcheck import FitError, check_fit, estimate_from_recipe, estimate_stage_memory
+from autothink_lite.config import load_recipe, recipe_from_dict
+from autothink_lite.fitcheck import (
+    KNOWN_CONFIGS,
+    PROMPT_TOKENS,
+    FitError,
+    check_fit,
+    estimate_from_recipe,
+    estimate_stage_memory,
+    known_config,
+)
+
+ROOT = Path(__file__).parents[1]
+RECIPES = sorted([*ROOT.glob("recipes/*.yaml"), *ROOT.glob("recipes/baselines/*.yaml")])
 
 R1_1_5B = dict(hidden_size=1536, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
                intermediate_size=8960, vocab_size=151936, tie_word_embeddings=False)
@@ -86,7 +100,8 @@ def test_the_table_lists_each_component_and_says_whether_it_fits():
 
 def test_a_recipe_stage_is_estimated_with_its_own_overrides():
     recipe = recipe_from_dict({
-        "name": "t", "gpu_memory_gb": 24, "model": {"name_or_path": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"},
+        "name": "t", "gpu_memory_gb": 24,
+        "model": {"name_or_path": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "load_in_4bit": False},
         "grpo": {"gradient_checkpointing": True, "use_vllm": True, "per_device_train_batch_size": 2, "prompts_per_step": 8},
         "stages": {1: {"grpo": {"max_completion_length": 8192}}, 3: {"grpo": {"max_completion_length": 16384}}},
     })
@@ -100,3 +115,101 @@ def test_a_recipe_stage_is_estimated_with_its_own_overrides():
 def test_the_fit_check_imports_no_torch():
     code = "import sys, autothink_lite.fitcheck; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+R1_7B_CONFIG = {**R1_7B, "max_position_embeddings": 131072}
+
+
+def test_vllm_left_to_size_itself_for_the_whole_context_cannot_start_the_7b_and_the_fix_is_named():
+    # what trl 1.15 did with no vllm_max_model_length: 131,072 tokens x 56 KiB of KV a token = 7 GiB for one sequence
+    whole_context = estimate_stage_memory(R1_7B_CONFIG, max_completion_length=4096, micro_batch_size=2,
+                                          gradient_checkpointing=True, use_vllm=True,
+                                          vllm_gpu_memory_utilization=0.4, gpu_gb=24)
+    with pytest.raises(FitError, match="vLLM would not start.*set grpo.vllm_max_model_length"):
+        check_fit(whole_context)
+    bounded = estimate_stage_memory(R1_7B_CONFIG, max_completion_length=4096, micro_batch_size=2,
+                                    gradient_checkpointing=True, use_vllm=True, vllm_gpu_memory_utilization=0.4,
+                                    max_model_len=PROMPT_TOKENS + 4096, gpu_gb=24)
+    check_fit(bounded)
+
+
+def test_a_vllm_share_too_small_names_the_share_that_starts_it_and_that_share_does():
+    settings = dict(max_completion_length=16384, micro_batch_size=1, gradient_checkpointing=True, use_vllm=True,
+                    max_model_len=PROMPT_TOKENS + 16384, gpu_gb=24, load_in_4bit=False)
+    with pytest.raises(FitError, match=r"raise grpo.vllm_gpu_memory_utilization to at least (0\.\d+)") as err:
+        check_fit(estimate_stage_memory(R1_1_5B, vllm_gpu_memory_utilization=0.15, **settings))
+    needed = float(err.value.args[0].split("to at least ")[1].split(",")[0])
+    assert not estimate_stage_memory(R1_1_5B, vllm_gpu_memory_utilization=needed, **settings).knobs.vllm_pool_too_small
+    with pytest.raises(FitError, match="vLLM would not start"):
+        check_fit(estimate_stage_memory(R1_1_5B, vllm_gpu_memory_utilization=needed - 0.02, **settings))
+
+
+def test_weights_shared_with_unsloths_vllm_are_counted_once_inside_its_share():
+    common = dict(max_completion_length=8192, micro_batch_size=2, gradient_checkpointing=True, use_vllm=True,
+                  vllm_gpu_memory_utilization=0.4, max_model_len=PROMPT_TOKENS + 8192, gpu_gb=24)
+    own_copy = estimate_stage_memory(R1_7B_CONFIG, **common)
+    shared = estimate_stage_memory(R1_7B_CONFIG, vllm_shares_weights=True, **common)
+    assert own_copy.total - shared.total == pytest.approx(own_copy.weights)
+    assert "inside the vLLM pool" in shared.table() and "shared with training" in shared.table()
+
+
+def test_a_fast_inference_recipe_names_unsloths_share_setting_when_it_is_too_small():
+    recipe = recipe_from_dict({
+        "name": "t", "gpu_memory_gb": 24,
+        "model": {"name_or_path": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "backend": "unsloth",
+                  "fast_inference": True, "gpu_memory_utilization": 0.25},
+        "grpo": {"gradient_checkpointing": True, "use_vllm": True, "per_device_train_batch_size": 1,
+                 "prompts_per_step": 4, "max_completion_length": 16384},
+        "stages": {1: {}},
+    })
+    with pytest.raises(FitError, match=r"raise model.gpu_memory_utilization to at least"):
+        check_fit(estimate_from_recipe(recipe, 1, known_config(recipe.model.name_or_path)))
+
+
+def test_the_shipped_bases_shapes_are_known_and_match_their_checkpoint_sizes():
+    for name in ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "agentica-org/DeepScaleR-1.5B-Preview"):
+        assert {k: v for k, v in known_config(name).items() if k in R1_1_5B} == R1_1_5B
+    assert {k: v for k, v in known_config("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B").items() if k in R1_7B} == R1_7B
+    assert estimate_stage_memory(KNOWN_CONFIGS["deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"],
+                                 load_in_4bit=False).weights == pytest.approx(15.23 * GB, rel=0.02)
+    assert known_config("someone/unknown-model") is None
+    shipped = {load_recipe(path).model.name_or_path for path in RECIPES} - {"mini"}
+    assert shipped <= set(KNOWN_CONFIGS), "a shipped GPU recipe's base would need the Hub for `autothink fit`"
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_autothink_fit_runs_offline_on_every_shipped_recipe_and_each_stage_fits(tmp_path, path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "autothink_lite.cli", "fit", str(path)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert time.perf_counter() - started < 60, "no Hub retries"
+    recipe = load_recipe(path)
+    assert result.stdout.count("peak (resident + larger phase)") == len(recipe.stages)
+    if recipe.gpu_memory_gb is not None:
+        assert result.stdout.count("  fits") == len(recipe.stages) and "DOES NOT FIT" not in result.stdout
+
+
+def test_autothink_fit_fails_a_recipe_whose_vllm_cannot_start_with_the_fix_and_exit_2(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "autothink_lite.cli", "fit", str(ROOT / "recipes/r1-distill-qwen-7b.yaml"),
+                             "--set", "model.gpu_memory_utilization=0.25"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert "vLLM would not start" in result.stderr and "raise model.gpu_memory_utilization to at least" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["r1-distill-qwen-1.5b", "deepscaler-1.5b", "r1-distill-qwen-7b"])
+def test_the_peaks_a_gpu_recipe_and_the_readme_state_are_the_fit_checks(name):
+    import re
+
+    path = ROOT / "recipes" / f"{name}.yaml"
+    recipe = load_recipe(path)
+    peaks = " / ".join(f"{estimate_from_recipe(recipe, s, known_config(recipe.model.name_or_path)).total:.1f}"
+                       for s in recipe.stages)
+    stated = re.search(r"# Estimated peak \(autothink fit [^)]+\): ([\d. /]+) GiB of 24", path.read_text())
+    assert stated and stated.group(1).strip() == peaks
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(f"| `recipes/{name}.yaml`"))
+    assert row.rstrip(" |").endswith(peaks)
