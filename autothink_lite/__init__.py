@@ -20,7 +20,7 @@ Module map. Imports run one way, down this list's layers (tests/test_architectur
   miniature/  the miniature R1: task, tokenizer, build (tiny Qwen2 distilled on arithmetic)
   problems    problem records from the miniature task, Hub datasets, local files; benchmarks; trl rows
   modeling    base model (4-bit or full precision), LoRA attach / continue / save
-  trl_compat  a plain-torch stand-in for trl's Triton log-prob kernel on CPU-only installs
+  trl_compat  trl on a CPU: a plain-torch log-prob kernel for Triton's, the colocated vLLM weight sync by reload
   trainer     trl GRPOTrainer subclass: reward function, batch-level shaping, metrics files, console
   training    the three stages: chaining, resume, the run folder
   evaluation  benchmark x prompt mode -> results files, resumable, with provenance

@@ -75,5 +75,6 @@ def test_the_unsloth_path_loads_the_miniature_attaches_lora_trains_a_step_and_co
         print("ok")
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-4000:]
