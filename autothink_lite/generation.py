@@ -196,15 +196,21 @@ class VLLMEngine:
     def close(self) -> None:
         """Shut the engine down and free its memory (vLLM's engine process and KV cache)."""
         llm, self.llm = getattr(self, "llm", None), None
-        if llm is not None and hasattr(llm, "llm_engine"):
-            engine = llm.llm_engine
-            shutdown = getattr(engine, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
-            if shutdown is not None:
-                shutdown()
-        del llm
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        shut_down(llm)
+
+
+def shut_down(llm: Any) -> None:
+    """Shut a `vllm.LLM` down and free what it holds (its engine process, weights and KV cache): the next
+    engine, a stage's or an evaluation's, cannot start while this one holds its share of the memory."""
+    if llm is not None and hasattr(llm, "llm_engine"):
+        engine = llm.llm_engine
+        shutdown = getattr(engine, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+    del llm
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,6 +28,7 @@ from transformers import AutoConfig, PrinterCallback, ProgressCallback
 from autothink_lite import trl_compat
 from autothink_lite.config import RENAMED_GRPO_KEYS, Recipe, RecipeError
 from autothink_lite.fitcheck import check_fit, estimate_from_recipe, known_config, vllm_max_model_len
+from autothink_lite.generation import shut_down
 from autothink_lite.modeling import ModelLoadError, attach_lora, load_base, resolve_model_path
 from autothink_lite.problems import load_problems, prompt_rows
 from autothink_lite.runs import STAGE_DONE, check_writable
@@ -234,6 +235,10 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
                 "steps": trainer.state.global_step}
         (final / STAGE_DONE).write_text(json.dumps(info, indent=2))
     state.wait_for_everyone()
+    rollouts = getattr(trainer, "vllm_generation", None)  # trl's colocated vLLM engine, when the stage used one
+    if getattr(rollouts, "llm", None) is not None:
+        shut_down(rollouts.llm)  # the next stage's engine, or the main job's evaluation, needs its share back
+        rollouts.llm = None
     logger.info("stage %d finished in %.0f s: adapter in %s", stage, seconds, final)
     return StageResult(stage, final, seconds, skipped=False)
 

@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.vllm, pytest.mark.skipif(
 STEPS = 4
 # a high learning rate, so that an engine left with stale weights drifts visibly from the model within 4 steps
 SETTINGS = ["model.load_in_4bit=false", "grpo.use_vllm=true", "grpo.vllm_gpu_memory_utilization=0.1",
-            f"stages.1.grpo.max_steps={STEPS}", f"grpo.save_steps={STEPS}", "grpo.learning_rate=5e-3"]
+            f"stages.1.grpo.max_steps={STEPS}", "stages.2.grpo.max_steps=2", f"grpo.save_steps={STEPS}",
+            "grpo.learning_rate=5e-3"]
 
 WITHOUT_SYNC = """
 import sys
@@ -40,9 +41,10 @@ if __name__ == "__main__":
 """
 
 
-def train(tmp_path: Path, entry: list[str]) -> list[dict]:
+def train(tmp_path: Path, entry: list[str], stages: str = "1") -> list[dict]:
+    """Stage 1's per-step log (and every stage's adapter saved)."""
     out = tmp_path / "run"
-    argv = [*entry, "train", str(ROOT / "recipes" / "mini.yaml"), "--stages", "1", "--output", str(out)]
+    argv = [*entry, "train", str(ROOT / "recipes" / "mini.yaml"), "--stages", stages, "--output", str(out)]
     for item in SETTINGS:
         argv += ["--set", item]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env={
@@ -50,7 +52,9 @@ def train(tmp_path: Path, entry: list[str]) -> list[dict]:
     assert done.returncode == 0, done.stderr[-3000:]
     state = json.loads((out / "stage1" / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
     steps = [h for h in state["log_history"] if "step_time" in h]
-    assert len(steps) == STEPS and (out / "stage1" / "final" / "adapter_model.safetensors").exists()
+    assert len(steps) == STEPS
+    for stage in stages.split(","):
+        assert (out / f"stage{stage}" / "final" / "adapter_model.safetensors").exists()
     return steps
 
 
@@ -59,7 +63,8 @@ def drift(steps: list[dict]) -> list[float]:
 
 
 def test_colocated_vllm_rollouts_train_and_every_sync_reaches_the_engine(tmp_path):
-    steps = train(tmp_path, [sys.executable, "-m", "autothink_lite.cli"])
+    """Two stages: stage 1's engine is shut down when it ends, and stage 2 starts its own."""
+    steps = train(tmp_path, [sys.executable, "-m", "autothink_lite.cli"], stages="1,2")
     print("log-prob difference by step, synced:", drift(steps))
     # the two engines' kernels differ in float32 rounding only (about 0.001 on the miniature)
     assert max(drift(steps)) < 0.004, drift(steps)
