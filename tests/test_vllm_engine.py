@@ -86,3 +86,40 @@ def test_eval_with_the_vllm_engine_and_an_adapter_agrees_with_transformers(tmp_p
         (tmp_path / "hf" / "stage3" / "mini" / "auto.provenance.json").read_text())
     print(f"vllm: {vllm['accuracy']:.3f} acc, {vllm['think_rate']:.3f} think; "
           f"transformers: {hf['accuracy']:.3f} acc, {hf['think_rate']:.3f} think")
+
+
+ONE_ENGINE_AFTER_ANOTHER = """
+import json, sys
+from pathlib import Path
+import psutil
+from autothink_lite.config import EvalSettings
+from autothink_lite.evaluation import evaluate_model
+from autothink_lite.miniature import SHIPPED_MODEL_DIR
+
+def engine_processes():  # still running (an ended process the parent has not reaped yet holds no memory)
+    return [p.name() for p in psutil.Process().children(recursive=True)
+            if p.name().startswith("VLLM") and p.status() != psutil.STATUS_ZOMBIE]
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    settings = EvalSettings(modes=["no_think"], limit=2, samples=1, max_new_tokens=16)
+    left = []
+    for label in ("first", "second"):  # two evaluations in one process, each with its own engine
+        evaluate_model(str(SHIPPED_MODEL_DIR), [], settings, out, label=label, dtype="float32", engine="vllm")
+        left.append(engine_processes())
+    print("RESULT" + json.dumps({"left": left}))
+"""
+
+
+def test_each_evaluation_shuts_its_vllm_engine_down_before_the_next_starts(tmp_path):
+    """Issue 12 item 6: an evaluation frees its engine (vLLM's engine and worker processes end), so the next
+    evaluation, or a training stage, can take the memory; two evaluations run one after the other."""
+    script = tmp_path / "twice.py"
+    script.write_text(ONE_ENGINE_AFTER_ANOTHER)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "out")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.split("RESULT")[-1].splitlines()[0])
+    assert found["left"] == [[], []], found
+    for label in ("first", "second"):
+        assert (tmp_path / "out" / label / "mini" / "no_think.jsonl").exists()
