@@ -159,6 +159,9 @@ class StageConfig:
                             degenerate_penalty=self.degenerate_penalty, length_cap=self.length_cap)
 
 
+MAX_THINK_BIAS = 100.0  # |think bias| allowed (steering.check_bias); beyond it the decision is certain in float32
+
+
 @dataclass
 class EvalSettings:
     """How models are evaluated: a recipe's `eval:` section, and the defaults of `autothink eval`'s flags."""
@@ -185,8 +188,9 @@ class EvalSettings:
             found.append(("temperature", "sampling needs a temperature above 0 (paper: 0.6)"))
         if not 0 < self.top_p <= 1:
             found.append(("top_p", "must be in (0, 1] (paper: 0.95)"))
-        if not abs(self.think_bias) <= 100:
-            found.append(("think_bias", "give a number between -100 and 100 (positive thinks more, 0 is off)"))
+        if not abs(self.think_bias) <= MAX_THINK_BIAS:
+            found.append(("think_bias", f"give a number between -{MAX_THINK_BIAS:g} and {MAX_THINK_BIAS:g} "
+                                        "(positive thinks more, 0 is off)"))
         return found
 
 

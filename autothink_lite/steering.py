@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor
 
+from autothink_lite.config import MAX_THINK_BIAS as MAX_BIAS
 from autothink_lite.errors import AutoThinkError
 from autothink_lite.prompts import THINK_CLOSE
 
-MAX_BIAS = 100.0  # beyond this the decision is already certain in float32
+THINK_BIAS_ENV = "AUTOTHINK_THINK_BIAS"  # the server-wide default bias (`autothink serve --think-bias`)
 
 
 class SteeringError(AutoThinkError, ValueError):

