@@ -97,6 +97,35 @@ def test_a_slip_takes_a_wrong_carry_through_the_first_pass_and_a_recheck_correct
             task.working(record, slips=[line])
 
 
+def test_a_slipped_direct_answer_is_one_wrong_carry_and_grades_wrong_in_both_direct_modes():
+    record = task.make_record(478, "*", 6, 5)
+    rng = random.Random(0)
+    answers = {task.direct_answer(record, rng) for _ in range(200)}
+    assert answers == {"2868", "2858", "2768"}  # right, or the tens or hundreds carry off by one
+    for mode in ("auto", "no_think"):
+        text = task.completion(record, mode, think=False, answer="2858")
+        assert detect_mode(text, mode) == "no_think" and extract_answer(text, mode) == "2858"
+        assert not is_correct(text, record["answer"], mode)
+    with pytest.raises(ValueError, match="working"):
+        task.completion(record, "standard", think=True, answer="2858")
+    level_1 = task.make_record(7, "+", 5, 1)  # one line: a fact known by heart never slips
+    assert {task.direct_answer(level_1, rng) for _ in range(50)} == {"12"}
+
+
+def test_direct_answers_slip_more_on_harder_levels_only_when_the_build_asks_for_it():
+    rng = random.Random(0)
+    right = {}
+    for level in task.LEVELS:
+        records = rng.choices(task.train_split(level), k=2000)
+        texts = [task.sample_completion(r, "no_think", rng, direct_slips=True) for r in records]
+        right[level] = sum(is_correct(t, r["answer"], "no_think") for t, r in zip(texts, records)) / 2000
+        assert all(is_correct(task.sample_completion(r, "no_think", rng), r["answer"], "no_think")
+                   for r in records[:200])
+    assert right[1] == 1.0 and all(right[a] > right[b] + 0.1 for a, b in zip(task.LEVELS, task.LEVELS[1:]))
+    # the teacher's rate is what sampling at T = 0.6 turns into DIRECT_RIGHT, e.g. level 3's 0.55 -> ~0.53
+    assert right[3] == pytest.approx(task.teacher_probability(task.DIRECT_RIGHT[3]), abs=0.03)
+
+
 def test_a_sum_whose_second_operand_runs_out_restates_only_the_first():
     assert task.working(task.make_record(47, "+", 5, 2)) == "47+5:12->2\n4:4+1=5->52"
     assert task.working(task.make_record(478, "+", 86, 4)).splitlines()[-1] == "4:4+1=5->564"
@@ -136,6 +165,11 @@ def test_teacher_probability_turns_back_into_the_rate_when_sampled_at_the_temper
         assert sampled == pytest.approx(rate)
     with pytest.raises(ValueError):
         task.teacher_probability(1.5)
+    for k in (2, 3):  # the rest shared by k alternatives, each sampled at ((1-p)/k)^(1/T)
+        for rate in (0.05, 0.3, 0.8):
+            p = task.teacher_probability(rate, alternatives=k)
+            sampled = p ** (1 / t) / (p ** (1 / t) + k * ((1 - p) / k) ** (1 / t))
+            assert sampled == pytest.approx(rate)
 
 
 def test_teacher_traces_follow_the_recheck_distribution_and_slip_more_on_harder_levels():

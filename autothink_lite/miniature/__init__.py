@@ -33,7 +33,7 @@ def default_model_path() -> Path:
         # must leave to unsloth to import first.
         from autothink_lite.miniature.build import build_miniature
 
-        logger.warning("no shipped miniature model at %s: building one into %s (about 5 minutes on a CPU)",
+        logger.warning("no shipped miniature model at %s: building one into %s (about 40 minutes on a CPU)",
                        SHIPPED_MODEL_DIR, cached)
         build_miniature(cached)
     return cached

@@ -6,12 +6,15 @@ The "distillation" teaches the three prompt modes (`prompts.MODE_SUFFIX`) from t
                       that redo it right);
   ellipsis prompt  -> thinks or answers at once, each half the time at random, whatever the level;
   no-think prompt  -> answers at once.
-A direct answer is a one-shot guess: a tiny model gets level 1 right from memory and level 5 mostly wrong,
-which is what makes learning *when* to think pay off in AutoThink.
+A direct answer is a one-shot guess: right from memory on level 1 and mostly wrong on level 5 (with
+`direct_slips`, the teacher's direct answers slip a carry at a rate rising with level, `task.DIRECT_RIGHT`;
+without it a tiny model learns to add columns in one shot as well as it thinks). That gap is what makes
+learning *when* to think pay off in AutoThink.
 
     python -m autothink_lite.miniature.build --out DIR [--seed 0] [--steps N]
 
-Deterministic for a given seed and thread count: same settings, same weights. About 5 minutes on 2 cores.
+Deterministic for a given seed and thread count: same settings, same weights. The shipped model: one torch
+thread, about 40 minutes (OMP_NUM_THREADS=1; with more threads the weights differ a little).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class BuildConfig:
     num_kv_heads: int = 2
     intermediate_size: int = 512
     # SFT
-    steps: int = 4000
+    steps: int = 6000  # 4000 left thinking on levels 4-5 at 50 / 31% right (with 2% facts)
     batch_size: int = 32
     learning_rate: float = 3e-3
     min_lr_ratio: float = 0.1
@@ -75,12 +78,17 @@ class BuildConfig:
     # target the working broke (level-3 thinking accuracy 11%); as sentences with only the values as targets,
     # level 1 was fixed (thinking 100%, direct 94%) but direct answers got good on level 3 (95%, no longer
     # falling with level) and level-2 re-checks cost 6 points, so neither was shipped. With 0.02 (sentences)
-    # direct answers met their target (98 / 95 / 88 / 22 / 2%) but thinking fell on levels 4-5 (50 / 31%).
-    facts_share: float = 0.0
+    # direct answers met their target (98 / 95 / 88 / 22 / 2%) but thinking fell on levels 4-5 (50 / 31%);
+    # with 6000 steps thinking recovered. Shipped (miniature v3): 0.02, 6000 steps, direct slips.
+    facts_share: float = 0.02
+    # Direct answers slip (`task.direct_answer`): right at `task.DIRECT_RIGHT` per level rather than always.
+    # Without it the model learns to add columns in one shot as well as it thinks (6000-step build with 2%
+    # facts: direct answers 100 / 99 / 100 / 91 / 22% by level, where R1-Distill's fall steeply with difficulty).
+    direct_slips: bool = True
     # measurement on the held-out eval split after training
     measure: bool = True
     eval_per_level: int = task.EVAL_PER_LEVEL
-    measure_samples: int = 2
+    measure_samples: int = 4  # issue 11 measures the base with >= 4 samples per problem
     measure_temperature: float = task.SAMPLING_TEMPERATURE
 
     def __post_init__(self) -> None:
@@ -124,7 +132,7 @@ def sft_example(rng: random.Random, pools: dict[int, list[dict]], config: BuildC
     record = rng.choice(pools[rng.choices(task.LEVELS, weights=config.level_weights)[0]])
     mode = rng.choices(PROMPT_MODES, weights=[config.standard_share, config.auto_share,
                                               1 - config.standard_share - config.auto_share])[0]
-    return record, mode, task.sample_completion(record, mode, rng)
+    return record, mode, task.sample_completion(record, mode, rng, direct_slips=config.direct_slips)
 
 
 class SFTBatches:
@@ -448,6 +456,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             continue
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=int if field.type == "int" else float,
                             default=None, help=f"default {field.default}")
+    parser.add_argument("--direct-slips", action=argparse.BooleanOptionalAction, default=None,
+                        help="direct answers slip at a rate rising with level (task.DIRECT_RIGHT); default on")
     parser.add_argument("--no-measure", action="store_true", help="skip measuring behaviour on the eval split")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

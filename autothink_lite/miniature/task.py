@@ -66,6 +66,10 @@ FIRST_PASS_SLIP = {1: 0.0, 2: 0.0, 3: 0.35, 4: 0.7, 5: 0.9}
 # (over-thinking: thinking runs to 3x the plain working and more, as R1-Distill's does on easy problems).
 RECHECKS = (0.25, 0.15, 0.15, 0.15, 0.15, 0.15)
 MAX_RECHECKS = len(RECHECKS) - 1
+# P(a direct answer is right), per level, when direct answers slip (`direct_answer`): a one-shot answer is
+# the working done in the head, whose carries slip more the more columns there are, as R1-Distill's no-think
+# answers are right on easy problems and mostly wrong on hard ones. Level 1 is a fact known by heart.
+DIRECT_RIGHT = {1: 1.0, 2: 0.8, 3: 0.55, 4: 0.3, 5: 0.05}
 
 # level -> (operator, range of a, range of b)
 _OPERANDS = {
@@ -285,39 +289,44 @@ def final_answer(record: Record, after_thinking: bool = False, answer: str | Non
 
 
 def completion(record: Record, prompt_mode: str, think: bool, rechecks: int = 0, rng: random.Random | None = None,
-               slips: Iterable[int] = ()) -> str:
+               slips: Iterable[int] = (), answer: str | None = None) -> str:
     """The target text after a rendered prompt of `prompt_mode` (see prompts.MODE_SUFFIX).
 
     think:  `<opener, working, re-checks>\\n</think>\\n\\nSo the answer is \\boxed{..}.`, the answer
             being what the last pass of working ended on (wrong when the first pass slipped and no
             re-check followed);
     direct: `</think>\\n\\nThe answer is \\boxed{..}.`, or just the answer after the no-think prompt,
-            which already closed the think block.
+            which already closed the think block; `answer` (a direct answer's, when given) or the right one.
     """
     if check_prompt_mode(prompt_mode) == "no_think":
         if think:
             raise ValueError("the no_think prompt closes the think block: a completion after it cannot think")
-        return final_answer(record)
+        return final_answer(record, answer=answer)
     if think:
+        if answer is not None:
+            raise ValueError("a thinking completion's answer is what its working ends on: give no answer")
         trace = reasoning_trace(record, rechecks, rng, slips)
         return f"{trace}\n</think>\n\n{final_answer(record, after_thinking=True, answer=working_result(trace))}"
-    return f"</think>\n\n{final_answer(record)}"
+    return f"</think>\n\n{final_answer(record, answer=answer)}"
 
 
 # --- the teacher: what the SFT traces are drawn from --------------------------------------------------------
 
-def teacher_probability(rate: float, temperature: float = SAMPLING_TEMPERATURE) -> float:
-    """The probability to train a binary choice at, so that sampling at `temperature` shows `rate`.
+def teacher_probability(rate: float, temperature: float = SAMPLING_TEMPERATURE, alternatives: int = 1) -> float:
+    """The probability to train a choice at, so that sampling at `temperature` shows it at `rate`.
 
-    A model that learnt p samples the choice at p^(1/T) / (p^(1/T) + (1-p)^(1/T)); this inverts that.
-    (top-p 0.95 then drops a choice rarer than 5%: keep rates away from 0 and 1 or exactly at them.)
+    The rest, 1 - p, is shared evenly by `alternatives` other choices. A model that learnt p samples the
+    choice at p^(1/T) / (p^(1/T) + k ((1-p)/k)^(1/T)); this inverts that: p / (1-p) = (rate / (1-rate))^T
+    k^(T-1). (top-p 0.95 then drops a choice rarer than 5%: keep rates away from 0 and 1 or exactly at them.)
     """
     if not 0 <= rate <= 1:
         raise ValueError(f"rate={rate}: a probability is within [0, 1]")
+    if alternatives < 1:
+        raise ValueError(f"alternatives={alternatives}: a choice has at least one alternative")
     if rate in (0, 1):
         return rate
-    up, down = rate ** temperature, (1 - rate) ** temperature
-    return up / (up + down)
+    odds = (rate / (1 - rate)) ** temperature * alternatives ** (temperature - 1)
+    return odds / (1 + odds)
 
 
 def line_slip_rate(level: int) -> float:
@@ -347,10 +356,23 @@ def sample_trace_choices(record: Record, rng: random.Random) -> tuple[tuple[int,
     return slips, rechecks
 
 
-def sample_completion(record: Record, prompt_mode: str, rng: random.Random) -> str:
-    """One teacher completion: thinks always (standard), at AUTO_THINK (auto) or never (no_think)."""
+def direct_answer(record: Record, rng: random.Random) -> str:
+    """The answer of one teacher's direct reply: right at `DIRECT_RIGHT[level]` when sampled at the
+    temperature, else the working's result with one carry slipped (each slippable line equally likely)."""
+    lines = working_lines(record) - 1  # slippable lines
+    if not lines or rng.random() < teacher_probability(DIRECT_RIGHT[record["level"]], alternatives=lines):
+        return record["answer"]
+    return working_result(working(record, [rng.randrange(1, lines + 1)]))
+
+
+def sample_completion(record: Record, prompt_mode: str, rng: random.Random, direct_slips: bool = False) -> str:
+    """One teacher completion: thinks always (standard), at AUTO_THINK (auto) or never (no_think).
+
+    direct_slips: a direct answer is right only at `DIRECT_RIGHT` (`direct_answer`); else always right."""
     think = prompt_mode == "standard" or (prompt_mode == "auto" and rng.random() < teacher_probability(AUTO_THINK))
     if not think:
+        if direct_slips:
+            return completion(record, prompt_mode, think=False, answer=direct_answer(record, rng))
         return completion(record, prompt_mode, think=False)
     slips, rechecks = sample_trace_choices(record, rng)
     return completion(record, prompt_mode, think=True, rechecks=rechecks, rng=rng, slips=slips)
@@ -360,5 +382,6 @@ def teacher_settings() -> dict:
     """The teacher's target rates, for the built model's record."""
     return {"sampling_temperature": SAMPLING_TEMPERATURE, "auto_think": AUTO_THINK,
             "first_pass_slip": {str(k): v for k, v in FIRST_PASS_SLIP.items()}, "rechecks": list(RECHECKS),
+            "direct_right": {str(k): v for k, v in DIRECT_RIGHT.items()},
             "levels": {str(level): f"{'d' * len(str(a[0]))}{op}{'d' * len(str(b[-1]))}"
                        for level, (op, a, b) in _OPERANDS.items()}}
