@@ -109,7 +109,7 @@ if __name__ == "__main__":
                for level in (2, 3, 4) for r in task.eval_split(2, levels=[level])]
     found = {{}}
     for bias in (6.0, -6.0, 0.0):
-        params = SamplingParams(n=4, temperature=0.6, top_p=0.95, max_tokens=300, seed=0, extra_args={{"think_bias": bias}})
+        params = SamplingParams(n=4, temperature=0.6, top_p=0.95, max_tokens=440, seed=0, extra_args={{"think_bias": bias}})
         texts = [o.text for r in llm.generate(prompts, params, use_tqdm=False) for o in r.outputs]
         found[bias] = {{"n": len(texts), "skip": sum(t.lstrip().startswith("</think>") for t in texts),
                        "closed": sum("</think>" in t for t in texts)}}
