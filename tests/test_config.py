@@ -175,7 +175,7 @@ def test_a_stage_too_big_for_the_card_stops_with_a_setting_to_change(tmp_path):
 
 def test_the_length_cap_baseline_recipe_loads_with_the_standard_prompt():
     recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "baselines" / "mini-length-cap.yaml")
-    assert recipe.data.prompt_mode == "standard" and recipe.stages[1].shaping.length_cap == 64
+    assert recipe.data.prompt_mode == "standard" and recipe.stages[1].shaping.length_cap == 96
     mini = load_recipe(Path(__file__).parents[1] / "recipes" / "mini.yaml")
     assert recipe.stage_grpo(1).max_steps == sum(mini.stage_grpo(s).max_steps for s in mini.stages), "same budget"
 
