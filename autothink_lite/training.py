@@ -23,7 +23,7 @@ unsloth_first.import_early()  # before datasets, transformers and trl: unsloth p
 
 from datasets import Dataset
 from tqdm.contrib.logging import logging_redirect_tqdm
-from transformers import AutoConfig, PrinterCallback, ProgressCallback
+from transformers import AutoConfig, PrinterCallback, ProgressCallback, set_seed
 
 from autothink_lite import trl_compat
 from autothink_lite.config import RENAMED_GRPO_KEYS, Recipe, RecipeError
@@ -190,6 +190,10 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
     if torch.cuda.is_available():  # before a long GPU run: say what it needs, stop early if it cannot fit
         logger.info("%s", check_stage_fits(recipe, stage))
     started = time.perf_counter()
+    # Before the model: a new LoRA's A matrices are drawn from torch's generator, which trl's Trainer seeds
+    # only later, in its own __init__. Unseeded, two runs of one recipe started from different adapters and
+    # parted from the first update on (identical stage-1 runs disagreed from GRPO step 1-3 on the miniature).
+    set_seed(settings.seed)
     model, tokenizer, backend = load_base(recipe.model, for_training=True, lora=recipe.lora,
                                           max_seq_length=vllm_max_model_len(settings))  # unsloth's vLLM context
     model = attach_lora(model, recipe.lora, adapter=str(previous_adapter) if previous_adapter else None)

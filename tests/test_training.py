@@ -164,6 +164,24 @@ def test_a_run_recorded_with_the_grpo_keys_of_older_recipes_is_continued_not_ref
     assert "per_device_train_batch_size" in yaml.safe_load(recipe.run.recipe_file.read_text())["grpo"]
 
 
+def test_a_stage_run_twice_with_one_seed_trains_the_same_adapter(tmp_path):
+    """The new LoRA is drawn from the recipe's seed, not from whatever torch's generator held before."""
+    import torch
+
+    adapters = []
+    for name in ("a", "b"):
+        torch.manual_seed(len(adapters) + 123)  # whatever ran before in the process: different each time
+        torch.rand(len(adapters) + 1)
+        (tmp_path / name).mkdir()
+        recipe = load_recipe(write_recipe(tmp_path / name, grpo={**TINY["grpo"], "max_steps": 1},
+                                          stages={1: {"gamma": 0.5}}))
+        with console(io.StringIO()):
+            (result,) = train(recipe, [1])
+        adapters.append(load_file(str(result.adapter / "adapter_model.safetensors")))
+    assert adapters[0].keys() == adapters[1].keys()
+    assert all(torch.equal(adapters[0][k], adapters[1][k]) for k in adapters[0])
+
+
 def test_a_killed_stage_resumes_from_its_last_checkpoint(tmp_path):
     path = write_recipe(tmp_path, grpo={**TINY["grpo"], "max_steps": 12, "save_steps": 2},
                         stages={1: {"gamma": 0.5}})
