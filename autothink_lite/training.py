@@ -192,7 +192,7 @@ def train_stage(recipe: Recipe, stage: int, previous_adapter: Path | None) -> St
     started = time.perf_counter()
     # Before the model: a new LoRA's A matrices are drawn from torch's generator, which trl's Trainer seeds
     # only later, in its own __init__. Unseeded, two runs of one recipe started from different adapters and
-    # parted from the first update on (identical stage-1 runs disagreed from GRPO step 1-3 on the miniature).
+    # parted from the first update on (on the miniature the logs of identical runs differed from step 3).
     set_seed(settings.seed)
     model, tokenizer, backend = load_base(recipe.model, for_training=True, lora=recipe.lora,
                                           max_seq_length=vllm_max_model_len(settings))  # unsloth's vLLM context

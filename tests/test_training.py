@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -166,12 +167,9 @@ def test_a_run_recorded_with_the_grpo_keys_of_older_recipes_is_continued_not_ref
 
 def test_a_stage_run_twice_with_one_seed_trains_the_same_adapter(tmp_path):
     """The new LoRA is drawn from the recipe's seed, not from whatever torch's generator held before."""
-    import torch
-
     adapters = []
     for name in ("a", "b"):
-        torch.manual_seed(len(adapters) + 123)  # whatever ran before in the process: different each time
-        torch.rand(len(adapters) + 1)
+        torch.manual_seed(123 + len(adapters))  # whatever ran before in the process: different each time
         (tmp_path / name).mkdir()
         recipe = load_recipe(write_recipe(tmp_path / name, grpo={**TINY["grpo"], "max_steps": 1},
                                           stages={1: {"gamma": 0.5}}))
